@@ -1,0 +1,159 @@
+"""The CMU CPM/PAF body network (Cao et al., CVPR 2017), configurable in size.
+
+Layer names are the Caffe layer names of the published model, so a state dict of
+this module uses exactly the keys of the widely used ``body_pose_model.pth``
+conversion (``conv1_1.weight`` .. ``Mconv7_stage6_L2.bias``).
+
+Input: N x 3 x H x W float, BGR, value = pixel / 256 - 0.5, H and W multiples
+of 8. Output of :meth:`PoseNet.forward`: a list with one ``(pafs, heatmaps)``
+pair per stage, pafs N x 38 x H/8 x W/8 and heatmaps N x 19 x H/8 x W/8.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import WeightsError
+from .skeleton import NUM_HEATMAPS, NUM_PAFS
+
+STRIDE = 8  # pixels of network input per output cell
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Sizes of the network. The defaults are exactly the CMU COCO model."""
+
+    stages: int = 6
+    #: Output channels of VGG-19 blocks 1..4 (convs per block: 2, 2, 4, 2).
+    vgg_widths: tuple[int, int, int, int] = (64, 128, 256, 512)
+    #: conv4_3_CPM and conv4_4_CPM widths; the second is the feature width F.
+    cpm_widths: tuple[int, int] = (256, 128)
+    stage1_width: int = 128
+    stage1_hidden: int = 512
+    refine_width: int = 128
+    refine_kernel: int = 7
+
+    def __post_init__(self) -> None:
+        if self.stages < 1:
+            raise ValueError("a model needs at least one stage")
+        if self.refine_kernel % 2 != 1:
+            raise ValueError("refine_kernel must be odd")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+        """Build a config from :meth:`to_dict` output; unknown keys are an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise WeightsError(f"unknown model config keys: {', '.join(sorted(unknown))}")
+        try:
+            return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+        except (TypeError, ValueError) as exc:
+            raise WeightsError(f"bad model config: {exc}") from None
+
+
+#: VGG-19 layers up to conv4_2: (name, block index) or "pool".
+_VGG_LAYOUT: tuple[tuple[str, int] | str, ...] = (
+    ("conv1_1", 0), ("conv1_2", 0), "pool",
+    ("conv2_1", 1), ("conv2_2", 1), "pool",
+    ("conv3_1", 2), ("conv3_2", 2), ("conv3_3", 2), ("conv3_4", 2), "pool",
+    ("conv4_1", 3), ("conv4_2", 3),
+)
+
+
+def _conv(cin: int, cout: int, k: int) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, k, padding=k // 2)
+
+
+class PoseNet(nn.Module):
+    """Two-branch multi-stage CPM: branch L1 predicts PAFs, branch L2 heatmaps."""
+
+    def __init__(self, config: ModelConfig | None = None) -> None:
+        super().__init__()
+        self.config = config = config or ModelConfig()
+        # (name, kind) in execution order for the trunk; kind is "conv" or "pool".
+        self._trunk: list[tuple[str, bool]] = []  # (name, relu after)
+        cin = 3
+        for item in _VGG_LAYOUT:
+            if item == "pool":
+                self._trunk.append(("pool", False))
+                continue
+            name, block = item
+            self.add_module(name, _conv(cin, config.vgg_widths[block], 3))
+            self._trunk.append((name, True))
+            cin = config.vgg_widths[block]
+        for name, width in zip(("conv4_3_CPM", "conv4_4_CPM"), config.cpm_widths):
+            self.add_module(name, _conv(cin, width, 3))
+            self._trunk.append((name, True))
+            cin = width
+        features = cin
+        # Per stage and branch: the ordered conv names (last one has no ReLU).
+        self._branches: list[tuple[list[str], list[str]]] = []
+        outputs = {1: NUM_PAFS, 2: NUM_HEATMAPS}
+        for stage in range(1, config.stages + 1):
+            pair = []
+            for branch in (1, 2):
+                names = []
+                if stage == 1:
+                    cin, w = features, config.stage1_width
+                    specs = [(w, 3)] * 3 + [(config.stage1_hidden, 1), (outputs[branch], 1)]
+                    for i, (cout, k) in enumerate(specs, start=1):
+                        names.append(f"conv5_{i}_CPM_L{branch}")
+                        self.add_module(names[-1], _conv(cin, cout, k))
+                        cin = cout
+                else:
+                    cin, w = features + NUM_PAFS + NUM_HEATMAPS, config.refine_width
+                    specs = [(w, config.refine_kernel)] * 5 + [(w, 1), (outputs[branch], 1)]
+                    for i, (cout, k) in enumerate(specs, start=1):
+                        names.append(f"Mconv{i}_stage{stage}_L{branch}")
+                        self.add_module(names[-1], _conv(cin, cout, k))
+                        cin = cout
+                pair.append(names)
+            self._branches.append((pair[0], pair[1]))
+        self.pool = nn.MaxPool2d(2, 2)
+        self.relu = nn.ReLU(inplace=True)
+
+    def _run_branch(self, x: torch.Tensor, names: list[str]) -> torch.Tensor:
+        for i, name in enumerate(names):
+            x = getattr(self, name)(x)
+            if i < len(names) - 1:
+                x = self.relu(x)
+        return x
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """N x 3 x H x W normalised BGR -> N x F x H/8 x W/8 features."""
+        x = images
+        for name, relu in self._trunk:
+            x = self.pool(x) if name == "pool" else getattr(self, name)(x)
+            if relu:
+                x = self.relu(x)
+        return x
+
+    def forward(self, images: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Every stage's (pafs N x 38 x h x w, heatmaps N x 19 x h x w)."""
+        feats = self.features(images)
+        outputs = []
+        x = feats
+        for paf_names, heat_names in self._branches:
+            pafs = self._run_branch(x, paf_names)
+            heatmaps = self._run_branch(x, heat_names)
+            outputs.append((pafs, heatmaps))
+            x = torch.cat([pafs, heatmaps, feats], dim=1)
+        return outputs
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The last stage only: (heatmaps N x 19 x h x w, pafs N x 38 x h x w)."""
+        pafs, heatmaps = self.forward(images)[-1]
+        return heatmaps, pafs
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
