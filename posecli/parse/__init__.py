@@ -1,0 +1,13 @@
+"""From network outputs to people: the PAF parse of Cao et al. (CVPR 2017).
+
+:func:`parse_batch` is the public entry point: give it the raw network outputs
+for a batch of frames and the frames' :class:`~posecli.preprocess.Geometry`, get
+back the people of every frame. The stages live in their own modules: map
+resampling (``resample``), peak finding (``peaks``), limb scoring and matching
+(``limbs``) and greedy assembly (``assemble``).
+"""
+
+from .params import ParseParams
+from .parse import Person, parse_batch
+
+__all__ = ["ParseParams", "Person", "parse_batch"]

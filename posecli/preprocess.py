@@ -1,0 +1,85 @@
+"""Frames to network input: resize to the net height, normalise, pad to stride 8.
+
+The CMU weights expect BGR input with value = pixel / 256 - 0.5, resized so the
+network input height is the net height (aspect ratio kept, width rounded to the
+nearest pixel) and padded on the right and bottom to a multiple of the stride.
+Padding is 0 after normalisation (pixel value 128), as in the reference code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import UsageError
+from .model import STRIDE
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """How one frame maps onto the network input and its output maps (pixels).
+
+    ``height`` x ``width`` is the original (displayed) frame; ``resized_*`` the
+    frame scaled to the net height; ``padded_*`` the network input, multiples of
+    ``stride``. Network output maps are ``padded_height / stride`` x
+    ``padded_width / stride`` cells.
+    """
+
+    height: int
+    width: int
+    resized_height: int
+    resized_width: int
+    padded_height: int
+    padded_width: int
+    stride: int = STRIDE
+
+    @property
+    def map_height(self) -> int:
+        return self.padded_height // self.stride
+
+    @property
+    def map_width(self) -> int:
+        return self.padded_width // self.stride
+
+
+def plan_geometry(height: int, width: int, net_height: int, stride: int = STRIDE) -> Geometry:
+    """The geometry for a ``height`` x ``width`` frame at ``net_height`` (pixels)."""
+    if height < 1 or width < 1:
+        raise UsageError(f"frame size {width}x{height} is empty")
+    check_net_height(net_height, stride)
+    scale = net_height / height
+    resized_width = max(1, int(round(width * scale)))
+    pad_h = -net_height % stride
+    pad_w = -resized_width % stride
+    return Geometry(height, width, net_height, resized_width,
+                    net_height + pad_h, resized_width + pad_w, stride)
+
+
+def check_net_height(net_height: int, stride: int = STRIDE) -> None:
+    """Reject net heights the network cannot use (too small for three poolings)."""
+    if net_height < 2 * stride or net_height > 4096:
+        raise UsageError(f"bad --net-height {net_height}: expected {2 * stride}..4096 pixels")
+
+
+def preprocess(images: np.ndarray | torch.Tensor, geometry: Geometry,
+               device: torch.device | str = "cpu") -> torch.Tensor:
+    """N x H x W x 3 uint8 RGB frames -> N x 3 x padded_h x padded_w float32 network input.
+
+    Resizing is bicubic without antialiasing (OpenCV INTER_CUBIC semantics, as the
+    reference implementation), on ``device``.
+    """
+    x = torch.as_tensor(images).to(device, non_blocking=True)
+    if x.ndim != 4 or x.shape[-1] != 3:
+        raise ValueError(f"expected N x H x W x 3 frames, got {tuple(x.shape)}")
+    x = x.permute(0, 3, 1, 2).float()
+    x = x[:, [2, 1, 0]]  # RGB -> BGR
+    if (x.shape[2], x.shape[3]) != (geometry.resized_height, geometry.resized_width):
+        x = F.interpolate(x, size=(geometry.resized_height, geometry.resized_width),
+                          mode="bicubic", align_corners=False).clamp_(0.0, 255.0)
+    x = x / 256.0 - 0.5
+    pad_h = geometry.padded_height - geometry.resized_height
+    pad_w = geometry.padded_width - geometry.resized_width
+    return F.pad(x, (0, pad_w, 0, pad_h)).contiguous()
