@@ -47,7 +47,7 @@ class ModelConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         """Build a config from :meth:`to_dict` output; unknown keys are an error."""
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known

@@ -51,7 +51,7 @@ def plan_geometry(height: int, width: int, net_height: int, stride: int = STRIDE
         raise UsageError(f"frame size {width}x{height} is empty")
     check_net_height(net_height, stride)
     scale = net_height / height
-    resized_width = max(1, int(round(width * scale)))
+    resized_width = max(1, round(width * scale))
     pad_h = -net_height % stride
     pad_w = -resized_width % stride
     return Geometry(height, width, net_height, resized_width,

@@ -263,7 +263,7 @@ class VideoReader:
             self._put(None)
         except _AV_ERRORS as exc:
             self._put(InputError(f"cannot decode {self.info.path}: {_reason(exc)}"))
-        except Exception as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
+        except Exception as exc:
             self._put(exc)
         finally:
             self._container.close()

@@ -46,7 +46,8 @@ def parse_batch(heatmaps: torch.Tensor, pafs: torch.Tensor,
     n = heatmaps.shape[0]
     geometries = geometry if isinstance(geometry, list) else [geometry] * n
     if heatmaps.ndim != 4 or heatmaps.shape[1] != NUM_HEATMAPS:
-        raise ValueError(f"heatmaps must be N x {NUM_HEATMAPS} x h x w, got {tuple(heatmaps.shape)}")
+        raise ValueError(f"heatmaps must be N x {NUM_HEATMAPS} x h x w, "
+                         f"got {tuple(heatmaps.shape)}")
     if pafs.shape[:1] + pafs.shape[2:] != heatmaps.shape[:1] + heatmaps.shape[2:] \
             or pafs.shape[1] != NUM_PAFS:
         raise ValueError(f"pafs must be N x {NUM_PAFS} x h x w like the heatmaps, "

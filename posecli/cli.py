@@ -1,0 +1,237 @@
+"""The ``posecli`` command line: options in, pipeline wired, one line per error.
+
+No math lives here: every command parses its options, calls the pipeline, and
+hands the results to a sink from ``formats``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from .cli_weights import weights_app
+from .errors import PoseCliError, UsageError
+from .formats import FORMATS, build_document, check_output_path, write_json
+from .parse import ParseParams
+from .pipeline import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_NET_HEIGHT,
+    Estimator,
+    load_model,
+    run_images,
+    run_info,
+    run_video,
+)
+from .video import parse_frame_range, probe_video
+
+app = typer.Typer(
+    name="posecli",
+    help="Multi-person 2D pose estimation over video and images (OpenPose CPM/PAF).",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+app.add_typer(weights_app, name="weights")
+
+_DEFAULTS = ParseParams()
+
+# Options shared by the commands that run the model.
+OUT = typer.Option(..., "--out", "-o", help="Output JSON file, or - for stdout.")
+WEIGHTS = typer.Option(None, "--weights", "-w",
+                       help="Weights file (else $POSECLI_WEIGHTS, else the user cache).")
+DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N.")
+BATCH = typer.Option(DEFAULT_BATCH_SIZE, "--batch-size", min=1, help="Frames per network batch.")
+NET_HEIGHT = typer.Option(DEFAULT_NET_HEIGHT, "--net-height",
+                          help="Network input height in pixels (multiple of 8 recommended).")
+FORMAT = typer.Option("coco", "--format", help=f"Output format: {', '.join(FORMATS)}.")
+QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
+PEAK = typer.Option(_DEFAULTS.peak_threshold, "--peak-threshold",
+                    help="Minimum smoothed heatmap value of a part peak.")
+SIGMA = typer.Option(_DEFAULTS.smoothing_sigma, "--smoothing-sigma",
+                     help="Gaussian sigma (pixels) applied to heatmaps before peak finding.")
+SAMPLES = typer.Option(_DEFAULTS.paf_samples, "--paf-samples",
+                       help="Samples of the PAF line integral per candidate limb.")
+PAF_THRESHOLD = typer.Option(_DEFAULTS.paf_sample_threshold, "--paf-threshold",
+                             help="Minimum PAF projection for a sample to support a limb.")
+PAF_FRACTION = typer.Option(_DEFAULTS.paf_min_fraction, "--paf-min-fraction",
+                            help="Fraction of samples that must support a limb.")
+MIN_PARTS = typer.Option(_DEFAULTS.min_parts, "--min-parts", help="Minimum parts per person.")
+MIN_SCORE = typer.Option(_DEFAULTS.min_mean_score, "--min-score",
+                         help="Minimum mean score (total score / parts) per person.")
+
+
+@app.command()
+def video(
+    input: str = typer.Argument(..., help="Video file (any format FFmpeg reads) or stream URL."),
+    out: str = OUT,
+    weights: str | None = WEIGHTS,
+    device: str = DEVICE,
+    batch_size: int = BATCH,
+    net_height: int = NET_HEIGHT,
+    frames: str | None = typer.Option(
+        None, "--frames", help="Frames to process, START:END[:STEP] (Python slice; e.g. 0:300:5)."),
+    fmt: str = FORMAT,
+    quiet: bool = QUIET,
+    peak_threshold: float = PEAK,
+    smoothing_sigma: float = SIGMA,
+    paf_samples: int = SAMPLES,
+    paf_threshold: float = PAF_THRESHOLD,
+    paf_min_fraction: float = PAF_FRACTION,
+    min_parts: int = MIN_PARTS,
+    min_score: float = MIN_SCORE,
+) -> None:
+    """Estimate poses in every frame of a video; write one JSON file.
+
+    Example: posecli video in.mp4 --out poses.json --frames 0:300
+    """
+    params = _params(smoothing_sigma, peak_threshold, paf_samples, paf_threshold,
+                     paf_min_fraction, min_parts, min_score)
+    frame_range = parse_frame_range(frames) if frames is not None else None
+    _check_format(fmt)
+    check_output_path(out)
+    probe_video(input)  # a bad input fails before the model loads
+    model = load_model(weights, device)
+    estimator = Estimator(model, net_height, params)
+    with _progress(quiet) as progress:
+        info, results = run_video(input, estimator, batch_size, frame_range,
+                                  on_start=lambda info, total: progress.start(total),
+                                  on_batch=progress.advance)
+    source = {"path": input, "width": info.width, "height": info.height, "fps": info.fps,
+              "frame_count": info.frame_count, "rotation": info.rotation, "codec": info.codec}
+    document_info = run_info(model, estimator, source, len(results), {"frames": frames})
+    write_json(build_document(fmt, results, document_info), out)
+
+
+@app.command()
+def image(
+    inputs: list[str] = typer.Argument(..., help="Image files (PNG, JPEG, ...)."),
+    out: str = OUT,
+    weights: str | None = WEIGHTS,
+    device: str = DEVICE,
+    net_height: int = NET_HEIGHT,
+    fmt: str = FORMAT,
+    quiet: bool = QUIET,
+    peak_threshold: float = PEAK,
+    smoothing_sigma: float = SIGMA,
+    paf_samples: int = SAMPLES,
+    paf_threshold: float = PAF_THRESHOLD,
+    paf_min_fraction: float = PAF_FRACTION,
+    min_parts: int = MIN_PARTS,
+    min_score: float = MIN_SCORE,
+) -> None:
+    """Estimate poses in images; write one JSON file with one image entry per input.
+
+    Example: posecli image a.jpg b.png --out poses.json
+    """
+    params = _params(smoothing_sigma, peak_threshold, paf_samples, paf_threshold,
+                     paf_min_fraction, min_parts, min_score)
+    _check_format(fmt)
+    check_output_path(out)
+    model = load_model(weights, device)
+    estimator = Estimator(model, net_height, params)
+    with _progress(quiet) as progress:
+        progress.start(len(inputs))
+        results = run_images(inputs, estimator, on_batch=progress.advance)
+    source = {"paths": list(inputs)}
+    write_json(build_document(fmt, results, run_info(model, estimator, source, len(results))), out)
+
+
+def _params(smoothing_sigma: float, peak_threshold: float, paf_samples: int,
+            paf_threshold: float, paf_min_fraction: float, min_parts: int,
+            min_score: float) -> ParseParams:
+    return ParseParams(smoothing_sigma=smoothing_sigma, peak_threshold=peak_threshold,
+                       paf_samples=paf_samples, paf_sample_threshold=paf_threshold,
+                       paf_min_fraction=paf_min_fraction, min_parts=min_parts,
+                       min_mean_score=min_score)
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise UsageError(f"bad --format {fmt!r}: expected one of {', '.join(FORMATS)}")
+
+
+class _RateColumn(ProgressColumn):
+    """Frames per second since the task started."""
+
+    def render(self, task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:6.1f} fps" if speed else "   ... fps", style="progress.data.speed")
+
+
+class _FrameProgress:
+    """A frames progress bar on stderr, or nothing when it is off."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self._progress = progress
+        self._task = None
+
+    def start(self, total: int | None) -> None:
+        if self._progress is not None:
+            self._task = self._progress.add_task("frames", total=total)
+
+    def advance(self, frames: int) -> None:
+        if self._progress is not None and self._task is not None:
+            self._progress.advance(self._task, frames)
+
+
+@contextmanager
+def _progress(quiet: bool) -> Iterator[_FrameProgress]:
+    """A progress bar only when stderr is a terminal and --quiet is off."""
+    if quiet or not sys.stderr.isatty():
+        yield _FrameProgress(None)
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TaskProgressColumn(), _RateColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
+        yield _FrameProgress(progress)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the app; every error becomes one line and an exit code."""
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    started = time.monotonic()
+    try:
+        code = app(args=argv, prog_name="posecli", standalone_mode=False)
+    except PoseCliError as exc:
+        err.print(f"posecli: error: {exc}", markup=False)
+        code = exc.exit_code
+    except BrokenPipeError:
+        code = 141
+    except Exception as exc:
+        if not _is_click_error(exc):
+            raise
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            typer.echo(exc.ctx.get_help())
+            code = 0
+        else:
+            err.print(f"posecli: error: {exc.format_message()}", markup=False)
+            code = exc.exit_code
+    if code == 130:  # Typer turns Ctrl-C into exit code 130
+        err.print(f"posecli: interrupted after {time.monotonic() - started:.1f} s; "
+                  "no output written", markup=False)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _is_click_error(exc: Exception) -> bool:
+    """Whether ``exc`` is Click's usage/parameter error (Typer may vendor Click)."""
+    return any(cls.__name__ == "ClickException" for cls in type(exc).__mro__)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""Output documents (COCO keypoints, OpenPose JSON) and writing them safely.
+
+A document is built in memory from per-frame results, serialised with orjson
+and written to a temporary file beside the destination, then renamed: a crash
+or an error never leaves a partial output file.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from .errors import PoseCliError
+from .parse import Person
+from .skeleton import COCO17_NAMES, COCO17_SKELETON, coco18_to_coco17
+
+FORMATS = ("coco", "openpose")
+_DECIMALS = 5  # scores are rounded so outputs compare cleanly across runs
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """The people found in one frame.
+
+    ``frame_index``: index in the source (0-based, stream order); ``timestamp``:
+    presentation time in seconds; ``width`` x ``height``: frame size in pixels;
+    ``file_name``: the frame's name in the output (image path, or video#index).
+    """
+
+    frame_index: int
+    timestamp: float
+    width: int
+    height: int
+    file_name: str
+    people: list[Person]
+
+
+def coco_document(frames: Iterable[FrameResult], info: dict[str, Any]) -> dict[str, Any]:
+    """A COCO keypoints dataset: info, categories, images (one per frame), annotations."""
+    images, annotations = [], []
+    for image_id, frame in enumerate(frames, start=1):
+        images.append({
+            "id": image_id,
+            "frame_index": frame.frame_index,
+            "timestamp": round(float(frame.timestamp), 6),
+            "width": frame.width,
+            "height": frame.height,
+            "file_name": frame.file_name,
+        })
+        for person in frame.people:
+            annotations.append(coco_annotation(person, len(annotations) + 1, image_id))
+    categories = [{
+        "id": 1,
+        "name": "person",
+        "supercategory": "person",
+        "keypoints": list(COCO17_NAMES),
+        "skeleton": [list(limb) for limb in COCO17_SKELETON],
+    }]
+    return {"info": info, "categories": categories, "images": images,
+            "annotations": annotations}
+
+
+def coco_annotation(person: Person, annotation_id: int, image_id: int) -> dict[str, Any]:
+    """One person as a COCO annotation: 17 x (x, y, v), v = 2 found, 0 missing."""
+    keypoints = coco18_to_coco17(person.keypoints)
+    found = keypoints[:, 2] > 0
+    triplets = np.zeros((len(keypoints), 3))
+    triplets[found, :2] = keypoints[found, :2]
+    triplets[found, 2] = 2
+    if found.any():
+        low, high = keypoints[found, :2].min(0), keypoints[found, :2].max(0)
+    else:  # a person made only of the neck and parts COCO lacks: not possible with >= 4 parts
+        low = high = np.zeros(2)
+    width, height = high - low
+    return {
+        "id": annotation_id,
+        "image_id": image_id,
+        "category_id": 1,
+        "keypoints": [round(float(v), 2) for v in triplets.ravel()],
+        "keypoint_scores": [round(float(v), _DECIMALS) for v in keypoints[:, 2]],
+        "num_keypoints": int(found.sum()),
+        "score": round(person.score, _DECIMALS),
+        "bbox": [float(low[0]), float(low[1]), float(width), float(height)],
+        "area": float(width * height),
+        "iscrowd": 0,
+    }
+
+
+def openpose_document(frames: Iterable[FrameResult], info: dict[str, Any]) -> dict[str, Any]:
+    """OpenPose's per-frame layout, all frames in one file (COCO-18 keypoint order)."""
+    return {
+        "version": 1.3,
+        "info": info,
+        "frames": [{
+            "frame_index": frame.frame_index,
+            "timestamp": round(float(frame.timestamp), 6),
+            "file_name": frame.file_name,
+            "people": [{
+                "person_id": [-1],
+                "pose_keypoints_2d": [round(float(v), _DECIMALS)
+                                      for v in person.keypoints.ravel()],
+                "score": round(person.score, _DECIMALS),
+            } for person in frame.people],
+        } for frame in frames],
+    }
+
+
+def build_document(fmt: str, frames: Iterable[FrameResult], info: dict[str, Any]) -> dict[str, Any]:
+    """The document of format ``fmt`` (one of FORMATS)."""
+    builders = {"coco": coco_document, "openpose": openpose_document}
+    return builders[fmt](frames, info)
+
+
+def write_json(document: dict[str, Any], out: str | Path) -> None:
+    """Write ``document`` to ``out`` atomically ("-" writes to stdout)."""
+    data = orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"
+    if str(out) == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    write_atomic(Path(out), data)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write bytes to a temporary file in ``path``'s folder, then rename it to ``path``."""
+    folder = path.parent
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
+    except OSError as exc:
+        raise PoseCliError(f"cannot write output {path}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise PoseCliError(f"cannot write output {path}: {exc.strerror or exc}") from None
+        raise
+
+
+def check_output_path(out: str | Path) -> None:
+    """Fail before any work when ``out`` cannot be created (missing folder, a directory)."""
+    if str(out) == "-":
+        return
+    path = Path(out)
+    if path.is_dir():
+        raise PoseCliError(f"output {path} is a directory")
+    folder = path.parent
+    if not folder.is_dir():
+        raise PoseCliError(f"output folder does not exist: {folder}")
+    if not os.access(folder, os.W_OK):
+        raise PoseCliError(f"output folder is not writable: {folder}")

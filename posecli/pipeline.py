@@ -1,0 +1,186 @@
+"""Frames through the stages: preprocess -> network -> parse -> per-frame results.
+
+The decoding thread (``video.VideoReader``) feeds batches of frames; each batch
+is resized and normalised on the model's device, run through the network, and
+parsed into people. Sinks (``formats``) turn the results into documents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import __version__
+from .errors import UsageError
+from .formats import FrameResult
+from .model import PoseNet
+from .parse import ParseParams, Person, parse_batch
+from .preprocess import check_net_height, plan_geometry, preprocess
+from .video import VideoInfo, VideoReader, read_image
+from .weights import LoadedWeights, build_model, load_weights, resolve_weights
+
+DEFAULT_NET_HEIGHT = 368
+DEFAULT_BATCH_SIZE = 8
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
+    name = name.strip().lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda" or name.startswith("cuda:"):
+        index = name.partition(":")[2]
+        if index and not index.isdigit():
+            raise UsageError(f"bad --device {name!r}: expected auto, cpu, cuda or cuda:N")
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {name}: CUDA is not available on this machine")
+        if index and int(index) >= torch.cuda.device_count():
+            raise UsageError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s)")
+        return torch.device(name)
+    raise UsageError(f"bad --device {name!r}: expected auto, cpu, cuda or cuda:N")
+
+
+@dataclass
+class PoseModel:
+    """A network with its weights' provenance, ready on a device."""
+
+    network: PoseNet
+    weights: LoadedWeights
+    device: torch.device
+
+    def describe(self) -> dict[str, Any]:
+        """Provenance for output files: weights file, format, SHA-256, config."""
+        return {
+            "weights": self.weights.path.name,
+            "format": self.weights.format,
+            "sha256": self.weights.sha256,
+            "config": self.weights.config.to_dict(),
+            **({"metadata": self.weights.metadata} if self.weights.metadata else {}),
+        }
+
+
+def load_model(weights: str | Path | None = None, device: str = "auto") -> PoseModel:
+    """Find and load weights (see ``weights.resolve_weights``) onto ``device``."""
+    torch_device = resolve_device(device)
+    loaded = load_weights(resolve_weights(weights))
+    return PoseModel(build_model(loaded, torch_device), loaded, torch_device)
+
+
+class Estimator:
+    """Runs batches of same-sized frames through the network and the parser."""
+
+    def __init__(self, model: PoseModel, net_height: int = DEFAULT_NET_HEIGHT,
+                 params: ParseParams | None = None) -> None:
+        check_net_height(net_height)
+        self.model = model
+        self.net_height = net_height
+        self.params = params or ParseParams()
+
+    @torch.inference_mode()
+    def __call__(self, images: np.ndarray) -> list[list[Person]]:
+        """N x H x W x 3 uint8 RGB frames of one size -> the people of each frame."""
+        geometry = plan_geometry(images.shape[1], images.shape[2], self.net_height)
+        net_input = preprocess(images, geometry, self.model.device)
+        heatmaps, pafs = self.model.network.predict(net_input)
+        return parse_batch(heatmaps, pafs, geometry, self.params)
+
+    def options(self) -> dict[str, Any]:
+        """The options that change results, for output files."""
+        return {"net_height": self.net_height, "parse": self.params.to_dict()}
+
+
+def estimate(frames: np.ndarray | Sequence[np.ndarray], model: PoseModel, *,
+             net_height: int = DEFAULT_NET_HEIGHT, params: ParseParams | None = None,
+             batch_size: int = DEFAULT_BATCH_SIZE) -> list[list[Person]]:
+    """People in each of ``frames`` (H x W x 3 uint8 RGB arrays, or one N x H x W x 3 array).
+
+    Frames of different sizes may be mixed; consecutive frames of one size are
+    batched ``batch_size`` at a time. Coordinates are pixels of each frame.
+    """
+    if batch_size < 1:
+        raise UsageError(f"bad batch size {batch_size}: expected >= 1")
+    estimator = Estimator(model, net_height, params)
+    people: list[list[Person]] = []
+    for group in _same_size_groups(list(frames), batch_size):
+        people.extend(estimator(np.stack(group)))
+    return people
+
+
+def _same_size_groups(frames: list[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
+    group: list[np.ndarray] = []
+    for frame in frames:
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            raise ValueError(f"frames must be H x W x 3 uint8 RGB, got {frame.shape} {frame.dtype}")
+        if group and (frame.shape != group[0].shape or len(group) == size):
+            yield group
+            group = []
+        group.append(frame)
+    if group:
+        yield group
+
+
+def run_video(path: str, estimator: Estimator, batch_size: int, frames: slice | None,
+              on_start: Callable[[VideoInfo, int | None], None] = lambda info, total: None,
+              on_batch: Callable[[int], None] = lambda n: None,
+              ) -> tuple[VideoInfo, list[FrameResult]]:
+    """Pose estimation over a video: its info and one result per selected frame.
+
+    ``on_start`` receives the video info and the number of frames to process (None
+    if unknown); ``on_batch`` the number of frames each batch completed.
+    """
+    if batch_size < 1:
+        raise UsageError(f"bad --batch-size {batch_size}: expected >= 1")
+    name = Path(path).name
+    results: list[FrameResult] = []
+    with VideoReader(path, batch_size, frames) as reader:
+        info = reader.info
+        on_start(info, selected_count(frames, info.frame_count))
+        for batch in reader:
+            people = estimator(batch.images)
+            height, width = batch.images.shape[1:3]
+            for index, timestamp, found in zip(batch.indices, batch.timestamps, people):
+                results.append(FrameResult(int(index), float(timestamp), width, height,
+                                           f"{name}#{int(index)}", found))
+            on_batch(len(people))
+    return info, results
+
+
+def selected_count(frames: slice | None, frame_count: int | None) -> int | None:
+    """How many frames a --frames slice selects from ``frame_count`` (None if unknown)."""
+    if frame_count is None:
+        return None
+    return len(range(*(frames or slice(None)).indices(frame_count)))
+
+
+def run_images(paths: Sequence[str], estimator: Estimator,
+               on_batch: Callable[[int], None] = lambda n: None) -> list[FrameResult]:
+    """Pose estimation over still images: one result per image, in order."""
+    images = [read_image(path) for path in paths]  # every input is checked before any work
+    results = []
+    for index, (path, image) in enumerate(zip(paths, images)):
+        people = estimator(image[None])[0]
+        results.append(FrameResult(index, 0.0, image.shape[1], image.shape[0],
+                                   str(path), people))
+        on_batch(1)
+    return results
+
+
+def run_info(model: PoseModel, estimator: Estimator, source: dict[str, Any],
+             frames_processed: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``info`` block of an output file (deterministic: no dates, no host names)."""
+    return {
+        "description": "posecli multi-person pose estimation (CMU CPM/PAF)",
+        "tool": "posecli",
+        "version": __version__,
+        "source": source,
+        "frames_processed": frames_processed,
+        "model": model.describe(),
+        "options": {**estimator.options(), **(extra or {})},
+    }

@@ -1,0 +1,552 @@
+"""Finding, loading, converting and downloading the body model's weights.
+
+Four file formats are read, detected by content (never by file name):
+
+``body_pose_model``
+    pytorch-openpose's conversion: a flat state dict keyed by the Caffe layer
+    names (``conv1_1.weight`` .. ``Mconv7_stage6_L2.bias``), i.e. PoseNet's keys.
+``pose_model``
+    tensorboy's rtpose conversion: ``nn.Sequential`` keys ``model0.N.weight``
+    (trunk), ``modelS_1.N`` (stage S, PAF branch L1) and ``modelS_2.N`` (stage S,
+    heatmap branch L2), optionally prefixed ``module.``; mapped by position.
+``caffemodel``
+    CMU's original ``pose_iter_440000.caffemodel`` (see :mod:`posecli.caffemodel`).
+``posecli``
+    posecli's own checkpoint written by :func:`save_checkpoint`.
+
+For the first three the :class:`~posecli.model.ModelConfig` is inferred from the
+tensor shapes. Torch files are always read with ``weights_only=True``: loading a
+weights file never runs code. Every problem is a :class:`WeightsError` with a
+one-line message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import io
+import os
+import pickle
+import re
+import tempfile
+import urllib.error
+import urllib.request
+import warnings
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import platformdirs
+import torch
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from .caffemodel import looks_like_caffemodel, parse_caffemodel
+from .errors import NoWeightsError, WeightsError
+from .model import ModelConfig, PoseNet
+
+#: A public mirror of pytorch-openpose's conversion of the CMU COCO body model.
+CMU_BODY_URL = "https://huggingface.co/lllyasviel/Annotators/resolve/main/body_pose_model.pth"
+#: The file name looked for in the weights cache directory.
+DEFAULT_WEIGHTS_NAME = "body_pose_model.pth"
+#: Environment variables: a weights file, and the root of posecli's cache.
+WEIGHTS_ENV = "POSECLI_WEIGHTS"
+CACHE_ENV = "POSECLI_CACHE_DIR"
+
+#: The one line shown when no weights are given or installed.
+NO_WEIGHTS_MESSAGE = (
+    "no pose weights found: pass --weights FILE, set POSECLI_WEIGHTS, or run "
+    "'posecli weights download' to fetch the CMU COCO model (body_pose_model.pth, ~200 MB)"
+)
+
+CHECKPOINT_FORMAT = "posecli-checkpoint"
+CHECKPOINT_VERSION = 1
+FORMATS = ("body_pose_model", "pose_model", "caffemodel", "posecli")
+
+_TRUNK_NAMES = (
+    "conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3", "conv3_4",
+    "conv4_1", "conv4_2", "conv4_3_CPM", "conv4_4_CPM",
+)
+_SEQUENTIAL_KEY = re.compile(r"(model(?:0|\d+_[12]))\.(\d+)\.(\w+)")
+_STAGE_KEY = re.compile(r"Mconv\d+_stage(\d+)_L[12]\.")
+_MAX_LISTED = 5  # keys named per kind of problem in a "does not fit" message
+_CHUNK = 1 << 20  # bytes per read while hashing or downloading
+
+
+@dataclass
+class LoadedWeights:
+    """A weights file read into PoseNet naming.
+
+    ``state_dict`` maps PoseNet keys to float32 CPU tensors; ``sha256`` is the hex
+    digest of the file's bytes; ``metadata`` is only filled by posecli checkpoints.
+    """
+
+    state_dict: dict[str, torch.Tensor]
+    config: ModelConfig
+    format: str
+    path: Path
+    sha256: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def num_parameters(self) -> int:
+        """Total number of scalar parameters."""
+        return sum(t.numel() for t in self.state_dict.values())
+
+
+# --------------------------------------------------------------------------- layer names
+
+
+def block_names(block: str) -> list[str] | None:
+    """PoseNet conv names of an ``nn.Sequential`` block of the rtpose layout, in order.
+
+    ``model0`` is the VGG+CPM trunk, ``modelS_B`` stage S branch B (1 = PAFs,
+    2 = heatmaps); None for a name that is not such a block.
+    """
+    if block == "model0":
+        return list(_TRUNK_NAMES)
+    match = re.fullmatch(r"model(\d+)_([12])", block)
+    if not match or int(match[1]) < 1:
+        return None
+    stage, branch = int(match[1]), match[2]
+    if stage == 1:
+        return [f"conv5_{i}_CPM_L{branch}" for i in range(1, 6)]
+    return [f"Mconv{i}_stage{stage}_L{branch}" for i in range(1, 8)]
+
+
+def _from_sequential(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename rtpose keys by position: the k-th conv index of a block -> its k-th name.
+
+    Keys that cannot be placed keep their original name (reported as unexpected).
+    """
+    indices: dict[str, set[int]] = {}
+    for key in state:
+        if match := _SEQUENTIAL_KEY.fullmatch(key):
+            indices.setdefault(match[1], set()).add(int(match[2]))
+    positions = {block: {index: pos for pos, index in enumerate(sorted(found))}
+                 for block, found in indices.items()}
+    return {_sequential_name(key, positions) or key: tensor for key, tensor in state.items()}
+
+
+def _sequential_name(key: str, positions: dict[str, dict[int, int]]) -> str | None:
+    """PoseNet name of an rtpose key, given each block's index -> conv position."""
+    match = _SEQUENTIAL_KEY.fullmatch(key)
+    names = block_names(match[1]) if match else None
+    if not names:
+        return None
+    position = positions[match[1]][int(match[2])]
+    return f"{names[position]}.{match[3]}" if position < len(names) else None
+
+
+def _strip_module_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop the ``module.`` prefix that nn.DataParallel puts on every key."""
+    if state and all(key.startswith("module.") for key in state):
+        return {key[len("module."):]: tensor for key, tensor in state.items()}
+    return state
+
+
+# --------------------------------------------------------------------------- config inference
+
+
+def infer_config(state: dict[str, torch.Tensor]) -> ModelConfig:
+    """The ModelConfig whose PoseNet has these tensors' shapes.
+
+    Widths are the output channels (dim 0) of the first conv of each group, the
+    refinement kernel the height of ``Mconv1``'s kernel; stages = 1 + the number
+    of distinct ``stageN`` in ``Mconv`` keys. A field whose tensor is absent or
+    not 4-D keeps its default, so validation can name the key.
+    """
+    default = ModelConfig()
+    stages = sorted({int(m[1]) for key in state if (m := _STAGE_KEY.match(key))})
+
+    def weight(name: str) -> torch.Tensor | None:
+        tensor = state.get(f"{name}.weight")
+        return tensor if tensor is not None and tensor.dim() == 4 else None
+
+    def out(name: str, fallback: int) -> int:
+        tensor = weight(name)
+        return int(tensor.shape[0]) if tensor is not None else fallback
+
+    refine = weight(f"Mconv1_stage{stages[0]}_L1") if stages else None
+    return ModelConfig(
+        stages=1 + len(stages),
+        vgg_widths=tuple(out(n, w) for n, w in
+                         zip(("conv1_1", "conv2_1", "conv3_1", "conv4_1"), default.vgg_widths)),
+        cpm_widths=tuple(out(n, w) for n, w in
+                         zip(("conv4_3_CPM", "conv4_4_CPM"), default.cpm_widths)),
+        stage1_width=out("conv5_1_CPM_L1", default.stage1_width),
+        stage1_hidden=out("conv5_4_CPM_L1", default.stage1_hidden),
+        refine_width=int(refine.shape[0]) if refine is not None else default.refine_width,
+        refine_kernel=int(refine.shape[2]) if refine is not None else default.refine_kernel,
+    )
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _shape(t: torch.Tensor | torch.Size) -> str:
+    return "x".join(map(str, t.shape if isinstance(t, torch.Tensor) else t)) or "scalar"
+
+
+def _listing(keys: list[str]) -> str:
+    shown = ", ".join(keys[:_MAX_LISTED])
+    return shown + (f" (+{len(keys) - _MAX_LISTED} more)" if len(keys) > _MAX_LISTED else "")
+
+
+def _check_tensors(state: dict[Any, Any], path: Path) -> dict[str, torch.Tensor]:
+    """Keys are strings and values floating tensors; returns float32 copies on CPU."""
+    for key, value in state.items():
+        if not isinstance(key, str):
+            raise WeightsError(f"weights file {path} has a non-string key {key!r}")
+        if not isinstance(value, torch.Tensor):
+            raise WeightsError(
+                f"weights file {path}: {key} is a {type(value).__name__}, not a tensor")
+        if not value.is_floating_point():
+            raise WeightsError(
+                f"weights file {path}: {key} has dtype {value.dtype}, expected floating point")
+    return {key: value.detach().to("cpu", torch.float32).contiguous()
+            for key, value in state.items()}
+
+
+def validate(state: dict[str, torch.Tensor], config: ModelConfig, path: Path) -> None:
+    """Raise a one-line WeightsError unless ``state`` fits ``PoseNet(config)`` exactly.
+
+    Names up to five missing, unexpected and wrongly shaped keys each, then
+    rejects tensors with NaN or infinite values.
+    """
+    with torch.device("meta"):  # shapes only: nothing is allocated or initialised
+        expected = {k: v.shape for k, v in PoseNet(config).state_dict().items()}
+    problems = []
+    if missing := [k for k in expected if k not in state]:
+        problems.append(f"missing {_listing(missing)}")
+    if unexpected := [k for k in state if k not in expected]:
+        problems.append(f"unexpected {_listing(unexpected)}")
+    if wrong := [f"{k} ({_shape(state[k])}, expected {_shape(shape)})"
+                 for k, shape in expected.items() if k in state and state[k].shape != shape]:
+        problems.append(f"wrong shape {_listing(wrong)}")
+    if problems:
+        raise WeightsError(f"weights file {path} does not fit the model: {'; '.join(problems)}")
+    if bad := [k for k, t in state.items() if not bool(torch.isfinite(t).all())]:
+        raise WeightsError(f"weights file {path} has NaN or infinite values in {_listing(bad)}")
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_weights(path: str | Path) -> LoadedWeights:
+    """Read a weights file of any supported format into PoseNet naming, validated."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise WeightsError(f"weights file not found: {path}") from None
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise WeightsError(f"weights file {path} could not be read: {reason}") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if _is_torch_file(data):
+        fmt, state, config, metadata = _read_torch(data, path)
+    elif looks_like_caffemodel(data[:16]):
+        fmt, state, config, metadata = _read_caffe(data, path)
+    else:
+        raise WeightsError(
+            f"weights file {path} could not be read: neither a PyTorch file nor a Caffe model")
+    state = _check_tensors(state, path)
+    if config is None:
+        config = _infer(state, path)
+    validate(state, config, path)
+    return LoadedWeights(state, config, fmt, path, digest, metadata)
+
+
+def _is_torch_file(data: bytes) -> bool:
+    """torch.save writes a zip archive ("PK"); legacy files start with a pickle (0x80)."""
+    return data[:2] == b"PK" or data[:1] == b"\x80"
+
+
+def _one_line(exc: BaseException) -> str:
+    """A short single-line reason for a failed torch.load (its first sentence)."""
+    text = " ".join(str(exc).split())
+    if isinstance(exc, pickle.UnpicklingError):
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+        what = f" ({found[1]})" if found else ""
+        return f"it holds Python objects other than tensors{what}, refused so no code runs"
+    text = text.split(". ")[0] or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _read_torch(data: bytes, path: Path):
+    """(format, state dict, config or None, metadata) of a torch.save'd file."""
+    try:
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4"
+            warnings.simplefilter("ignore")
+            obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise WeightsError(f"weights file {path} could not be read: {_one_line(exc)}") from None
+    if not isinstance(obj, dict):
+        raise WeightsError(
+            f"weights file {path} holds a {type(obj).__name__}, not a state dict or checkpoint")
+    if obj.get("format") == CHECKPOINT_FORMAT:
+        return _read_checkpoint(obj, path)
+    if bad := [k for k in obj if not isinstance(k, str)]:
+        raise WeightsError(f"weights file {path} has a non-string key {bad[0]!r}")
+    state = _strip_module_prefix(obj)
+    if any(_SEQUENTIAL_KEY.fullmatch(k) for k in state):
+        return "pose_model", _from_sequential(state), None, {}
+    return "body_pose_model", state, None, {}
+
+
+def _read_checkpoint(obj: dict[str, Any], path: Path):
+    version = obj.get("version")
+    if version != CHECKPOINT_VERSION:
+        raise WeightsError(f"weights file {path} is a posecli checkpoint of unsupported "
+                           f"version {version!r} (this posecli reads version {CHECKPOINT_VERSION})")
+    state, config, metadata = obj.get("state_dict"), obj.get("config"), obj.get("metadata", {})
+    if not all(isinstance(part, dict) for part in (state, config, metadata)):
+        raise WeightsError(f"weights file {path} is a broken posecli checkpoint: "
+                           "state_dict, config and metadata must be dicts")
+    try:
+        model_config = ModelConfig.from_dict(config)
+    except WeightsError as exc:
+        raise WeightsError(f"weights file {path}: {exc}") from None
+    return "posecli", state, model_config, metadata
+
+
+def _read_caffe(data: bytes, path: Path):
+    layers = parse_caffemodel(data, str(path))
+    state = {}
+    for name, blobs in layers.items():
+        if not blobs:
+            continue
+        if len(blobs) > 2:
+            raise WeightsError(f"weights file {path}: layer {name} has {len(blobs)} blobs, "
+                               "expected a weight and a bias")
+        state[f"{name}.weight"] = torch.from_numpy(blobs[0])
+        if len(blobs) == 2:
+            state[f"{name}.bias"] = torch.from_numpy(blobs[1].reshape(-1))
+    if not state:
+        raise WeightsError(f"weights file {path} is a Caffe model without any weights")
+    return "caffemodel", state, None, {}
+
+
+def _infer(state: dict[str, torch.Tensor], path: Path) -> ModelConfig:
+    try:
+        return infer_config(state)
+    except ValueError as exc:
+        raise WeightsError(f"weights file {path} does not fit the model: {exc}") from None
+
+
+def build_model(weights: LoadedWeights, device: str | torch.device = "cpu") -> PoseNet:
+    """A PoseNet of ``weights.config`` holding ``weights``, in eval mode, on ``device``."""
+    model = PoseNet(weights.config)
+    model.load_state_dict(weights.state_dict, strict=True)
+    return model.eval().to(device)
+
+
+# --------------------------------------------------------------------------- saving
+
+_PLAIN_TYPES = (str, bytes, int, float, bool, type(None), list, tuple, set, dict, OrderedDict,
+                torch.Size, torch.dtype, torch.device)
+
+
+def _check_plain(obj: Any, where: str) -> None:
+    """Raise TypeError unless ``obj`` is something ``weights_only`` loading accepts."""
+    if isinstance(obj, torch.Tensor):
+        return
+    if type(obj) not in _PLAIN_TYPES:
+        raise TypeError(f"{where} is a {type(obj).__name__}; checkpoints may only hold "
+                        "tensors and plain Python values (str, numbers, lists, dicts...)")
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            _check_plain(key, f"{where} key")
+            _check_plain(value, f"{where}[{key!r}]")
+    elif isinstance(obj, (list, tuple, set)):
+        for i, value in enumerate(obj):
+            _check_plain(value, f"{where}[{i}]")
+
+
+def save_checkpoint(path: str | Path, model: PoseNet, metadata: dict[str, Any],
+                    **extra: Any) -> None:
+    """Write a posecli checkpoint atomically (temp file in the same dir + os.replace).
+
+    ``extra`` entries (e.g. ``optimizer=opt.state_dict(), step=1000``) are stored
+    beside the model and ignored by :func:`load_weights`. Metadata and extras must
+    hold only tensors and plain Python values, so the file loads with
+    ``weights_only=True``; anything else raises TypeError before writing.
+    """
+    path = Path(path)
+    reserved = {"format", "version", "config", "state_dict", "metadata"} & set(extra)
+    if reserved:
+        raise TypeError(f"extra checkpoint keys clash with reserved ones: {sorted(reserved)}")
+    _check_plain(metadata, "metadata")
+    _check_plain(extra, "extra")
+    checkpoint = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "config": model.config.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "metadata": metadata,
+        **extra,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(checkpoint, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# --------------------------------------------------------------------------- resolution
+
+
+def cache_dir() -> Path:
+    """posecli's cache root: ``$POSECLI_CACHE_DIR`` or the platform user cache dir."""
+    return Path(os.environ.get(CACHE_ENV) or platformdirs.user_cache_dir("posecli"))
+
+
+def weights_dir() -> Path:
+    """Where downloaded weights live: ``cache_dir() / "weights"``."""
+    return cache_dir() / "weights"
+
+
+def default_weights_path() -> Path:
+    """The cached file resolution falls back to (it may not exist)."""
+    return weights_dir() / DEFAULT_WEIGHTS_NAME
+
+
+def resolve_weights(option: str | Path | None) -> Path:
+    """The weights file to use: ``--weights``, then ``$POSECLI_WEIGHTS``, then the cache.
+
+    An explicit path that does not exist is a WeightsError; nothing anywhere is
+    a NoWeightsError (exit code 2) saying how to get the CMU weights.
+    """
+    explicit = option or os.environ.get(WEIGHTS_ENV)
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.exists():
+            raise WeightsError(f"weights file not found: {path}")
+        if not path.is_file():
+            raise WeightsError(f"weights path is not a file: {path}")
+        return path
+    cached = default_weights_path()
+    if cached.is_file():
+        return cached
+    raise NoWeightsError(NO_WEIGHTS_MESSAGE)
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    return _hash_file(hashlib.sha256(), path).hexdigest()
+
+
+def _hash_file(digest: Any, path: str | Path) -> Any:
+    """Feed a file's bytes to ``digest`` in 1 MiB chunks; returns ``digest``."""
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest
+
+
+# --------------------------------------------------------------------------- download
+
+
+def download(url: str, dest: str | Path, sha256: str | None = None,
+             progress: bool = True) -> str:
+    """Fetch ``url`` to ``dest``; returns the file's hex SHA-256.
+
+    Bytes go to ``dest + ".part"``; an existing .part is resumed with an HTTP
+    Range request (a server answering 200 instead of 206 restarts it). The
+    digest is checked against ``sha256`` when given: on mismatch the .part is
+    deleted and nothing is written at ``dest``. A progress bar (bytes, speed,
+    ETA) goes to stderr when ``progress`` is true. Network failures keep the
+    .part for a later resume and raise a one-line WeightsError.
+    """
+    dest = Path(dest)
+    part = dest.with_suffix(dest.suffix + ".part")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        digest = _fetch(url, part, progress)
+    except urllib.error.HTTPError as exc:
+        raise WeightsError(f"download of {url} failed: HTTP {exc.code} {exc.reason}") from None
+    except urllib.error.URLError as exc:
+        raise WeightsError(f"download of {url} failed: {_one_line_reason(exc.reason)}") from None
+    except (OSError, ValueError, http.client.HTTPException) as exc:
+        raise WeightsError(f"download of {url} failed: {_one_line_reason(exc)}") from None
+    if sha256 and digest != sha256.lower():
+        part.unlink(missing_ok=True)
+        raise WeightsError(f"download of {url} has SHA-256 {digest}, expected {sha256.lower()}; "
+                           "the file was discarded")
+    os.replace(part, dest)
+    return digest
+
+
+def _one_line_reason(reason: object) -> str:
+    return " ".join(str(reason).split()) or type(reason).__name__
+
+
+def _fetch(url: str, part: Path, progress: bool) -> str:
+    """Download into ``part`` (resuming it if possible); the hex SHA-256 of the whole."""
+    offset = part.stat().st_size if part.is_file() else 0
+    request = urllib.request.Request(url, headers={"User-Agent": "posecli"})
+    if offset:
+        request.add_header("Range", f"bytes={offset}-")
+    try:
+        response = urllib.request.urlopen(request, timeout=60)
+    except urllib.error.HTTPError as exc:
+        if exc.code != 416 or not offset:  # 416: the .part does not fit the file any more
+            raise
+        part.unlink()
+        return _fetch(url, part, progress)
+    with response:
+        if offset and not _resumes_at(response, offset):
+            offset = 0
+        digest = _hash_file(hashlib.sha256(), part) if offset else hashlib.sha256()
+        length = response.headers.get("Content-Length")
+        total = offset + int(length) if length and length.isdigit() else None
+        with open(part, "ab" if offset else "wb") as out:
+            received = _copy(response, out, digest, offset, total, progress, part.name)
+    if total is not None and received < total:
+        raise OSError(f"connection closed after {received} of {total} bytes; "
+                      "run again to resume")
+    return digest.hexdigest()
+
+
+def _resumes_at(response: Any, offset: int) -> bool:
+    """Whether a response continues the file at byte ``offset`` (206 + Content-Range)."""
+    if response.status != 206:
+        return False
+    match = re.fullmatch(r"bytes (\d+)-\d+/(?:\d+|\*)",
+                         response.headers.get("Content-Range", "").strip())
+    return bool(match) and int(match[1]) == offset
+
+
+def _copy(response: BinaryIO, out: BinaryIO, digest: Any, offset: int, total: int | None,
+          progress: bool, label: str) -> int:
+    """Stream the body into ``out`` and ``digest``; returns the bytes now in the file."""
+    received = offset
+    with _progress_bar(progress) as bar:
+        task = bar.add_task(label, total=total, completed=offset)
+        while chunk := response.read(_CHUNK):
+            out.write(chunk)
+            digest.update(chunk)
+            received += len(chunk)
+            bar.update(task, completed=received)
+    return received
+
+
+def _progress_bar(enabled: bool) -> Progress:
+    """A rich progress bar on stderr: bytes done / total, speed and ETA."""
+    return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                    TransferSpeedColumn(), TimeRemainingColumn(),
+                    console=Console(stderr=True), disable=not enabled, transient=False)
