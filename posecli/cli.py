@@ -6,6 +6,7 @@ hands the results to a sink from ``formats``.
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -24,20 +25,23 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from .cli_compare import register as register_compare
 from .cli_weights import weights_app
-from .errors import PoseCliError, UsageError
-from .formats import FORMATS, build_document, check_output_path, write_json
+from .errors import Interrupted, PoseCliError, UsageError
+from .formats import check_output_path
 from .parse import ParseParams
 from .pipeline import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_NET_HEIGHT,
     Estimator,
     load_model,
-    run_images,
+    process_images,
+    process_video,
     run_info,
-    run_video,
+    selected_count,
 )
-from .video import parse_frame_range, probe_video
+from .sinks import OUTPUT_FORMATS, open_sink
+from .video import VideoInfo, VideoReader, parse_frame_range, read_image
 
 app = typer.Typer(
     name="posecli",
@@ -48,6 +52,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(weights_app, name="weights")
+register_compare(app)
 
 _DEFAULTS = ParseParams()
 
@@ -59,7 +64,8 @@ DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N.")
 BATCH = typer.Option(DEFAULT_BATCH_SIZE, "--batch-size", min=1, help="Frames per network batch.")
 NET_HEIGHT = typer.Option(DEFAULT_NET_HEIGHT, "--net-height",
                           help="Network input height in pixels (multiple of 8 recommended).")
-FORMAT = typer.Option("coco", "--format", help=f"Output format: {', '.join(FORMATS)}.")
+FORMAT = typer.Option("coco", "--format", help="coco (one document), openpose, or jsonl "
+                      "(one JSON object per frame, streamed).")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
 PEAK = typer.Option(_DEFAULTS.peak_threshold, "--peak-threshold",
                     help="Minimum smoothed heatmap value of a part peak.")
@@ -105,17 +111,27 @@ def video(
     frame_range = parse_frame_range(frames) if frames is not None else None
     _check_format(fmt)
     check_output_path(out)
-    probe_video(input)  # a bad input fails before the model loads
-    model = load_model(weights, device)
-    estimator = Estimator(model, net_height, params)
-    with _progress(quiet) as progress:
-        info, results = run_video(input, estimator, batch_size, frame_range,
-                                  on_start=lambda info, total: progress.start(total),
-                                  on_batch=progress.advance)
-    source = {"path": input, "width": info.width, "height": info.height, "fps": info.fps,
-              "frame_count": info.frame_count, "rotation": info.rotation, "codec": info.codec}
-    document_info = run_info(model, estimator, source, len(results), {"frames": frames})
-    write_json(build_document(fmt, results, document_info), out)
+    with VideoReader(input, batch_size, frame_range) as reader:  # bad input fails first
+        model = load_model(weights, device)
+        estimator = Estimator(model, net_height, params)
+        sink = open_sink(fmt, out)
+        try:
+            with _progress(quiet) as progress:
+                progress.start(selected_count(frame_range, reader.info.frame_count))
+                run = process_video(reader, estimator, [sink], progress.advance)
+            sink.finish(run_info(model, estimator, _source(reader.info), run.frames_processed,
+                                 run.complete, {"frames": frames}))
+        except BaseException:
+            sink.discard()
+            raise
+    if not run.complete:
+        raise Interrupted(f"interrupted: {run.frames_processed} frames written to {out}, "
+                          "marked incomplete")
+
+
+def _source(info: VideoInfo) -> dict[str, object]:
+    return {"path": info.path, "width": info.width, "height": info.height, "fps": info.fps,
+            "frame_count": info.frame_count, "rotation": info.rotation, "codec": info.codec}
 
 
 @app.command()
@@ -143,13 +159,19 @@ def image(
                      paf_min_fraction, min_parts, min_score)
     _check_format(fmt)
     check_output_path(out)
+    for path in inputs:  # bad input fails before the model loads
+        read_image(path)
     model = load_model(weights, device)
     estimator = Estimator(model, net_height, params)
-    with _progress(quiet) as progress:
-        progress.start(len(inputs))
-        results = run_images(inputs, estimator, on_batch=progress.advance)
-    source = {"paths": list(inputs)}
-    write_json(build_document(fmt, results, run_info(model, estimator, source, len(results))), out)
+    sink = open_sink(fmt, out)
+    try:
+        with _progress(quiet) as progress:
+            progress.start(len(inputs))
+            count = process_images(inputs, estimator, [sink], progress.advance)
+        sink.finish(run_info(model, estimator, {"paths": list(inputs)}, count))
+    except BaseException:
+        sink.discard()
+        raise
 
 
 def _params(smoothing_sigma: float, peak_threshold: float, paf_samples: int,
@@ -162,8 +184,8 @@ def _params(smoothing_sigma: float, peak_threshold: float, paf_samples: int,
 
 
 def _check_format(fmt: str) -> None:
-    if fmt not in FORMATS:
-        raise UsageError(f"bad --format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    if fmt not in OUTPUT_FORMATS:
+        raise UsageError(f"bad --format {fmt!r}: expected one of {', '.join(OUTPUT_FORMATS)}")
 
 
 class _RateColumn(ProgressColumn):
@@ -206,6 +228,7 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app; every error becomes one line and an exit code."""
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     started = time.monotonic()
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         code = app(args=argv, prog_name="posecli", standalone_mode=False)
     except PoseCliError as exc:
@@ -226,6 +249,11 @@ def main(argv: list[str] | None = None) -> None:
         err.print(f"posecli: interrupted after {time.monotonic() - started:.1f} s; "
                   "no output written", markup=False)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM stops a run like Ctrl-C: finished work is kept, nothing partial is left."""
+    raise KeyboardInterrupt
 
 
 def _is_click_error(exc: Exception) -> bool:

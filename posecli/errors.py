@@ -31,3 +31,9 @@ class UsageError(PoseCliError):
     """An option value that cannot be used (bad --frames, bad --device...)."""
 
     exit_code = 2
+
+
+class Interrupted(PoseCliError):
+    """The run was stopped by Ctrl-C or SIGTERM (the message says what was kept)."""
+
+    exit_code = 130

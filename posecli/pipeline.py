@@ -21,7 +21,8 @@ from .formats import FrameResult
 from .model import PoseNet
 from .parse import ParseParams, Person, parse_batch
 from .preprocess import check_net_height, plan_geometry, preprocess
-from .video import VideoInfo, VideoReader, read_image
+from .sinks import Sink
+from .video import FrameBatch, VideoInfo, VideoReader, read_image
 from .weights import LoadedWeights, build_model, load_weights, resolve_weights
 
 DEFAULT_NET_HEIGHT = 368
@@ -126,30 +127,39 @@ def _same_size_groups(frames: list[np.ndarray], size: int) -> Iterator[list[np.n
         yield group
 
 
-def run_video(path: str, estimator: Estimator, batch_size: int, frames: slice | None,
-              on_start: Callable[[VideoInfo, int | None], None] = lambda info, total: None,
-              on_batch: Callable[[int], None] = lambda n: None,
-              ) -> tuple[VideoInfo, list[FrameResult]]:
-    """Pose estimation over a video: its info and one result per selected frame.
+@dataclass(frozen=True)
+class VideoRun:
+    """How a video run ended: frames processed, and whether it was interrupted."""
 
-    ``on_start`` receives the video info and the number of frames to process (None
-    if unknown); ``on_batch`` the number of frames each batch completed.
+    info: VideoInfo
+    frames_processed: int
+    complete: bool
+
+
+def process_video(reader: VideoReader, estimator: Estimator, sinks: Sequence[Sink],
+                  on_batch: Callable[[int], None] = lambda n: None) -> VideoRun:
+    """Run every batch of ``reader`` through ``estimator`` into ``sinks``.
+
+    Ctrl-C (or SIGTERM, which the CLI maps to it) stops after the batch in
+    progress; the run is then reported incomplete, and the sinks hold every
+    frame finished before it.
     """
-    if batch_size < 1:
-        raise UsageError(f"bad --batch-size {batch_size}: expected >= 1")
-    name = Path(path).name
-    results: list[FrameResult] = []
-    with VideoReader(path, batch_size, frames) as reader:
-        info = reader.info
-        on_start(info, selected_count(frames, info.frame_count))
+    name = Path(reader.info.path).name
+    done = 0
+    try:
         for batch in reader:
             people = estimator(batch.images)
             height, width = batch.images.shape[1:3]
-            for index, timestamp, found in zip(batch.indices, batch.timestamps, people):
-                results.append(FrameResult(int(index), float(timestamp), width, height,
-                                           f"{name}#{int(index)}", found))
-            on_batch(len(people))
-    return info, results
+            frames = [FrameResult(int(index), float(timestamp), width, height,
+                                  f"{name}#{int(index)}", found)
+                      for index, timestamp, found in zip(batch.indices, batch.timestamps, people)]
+            for sink in sinks:
+                sink.add(batch, frames)
+            done += len(frames)
+            on_batch(len(frames))
+    except KeyboardInterrupt:
+        return VideoRun(reader.info, done, complete=False)
+    return VideoRun(reader.info, done, complete=True)
 
 
 def selected_count(frames: slice | None, frame_count: int | None) -> int | None:
@@ -159,26 +169,37 @@ def selected_count(frames: slice | None, frame_count: int | None) -> int | None:
     return len(range(*(frames or slice(None)).indices(frame_count)))
 
 
-def run_images(paths: Sequence[str], estimator: Estimator,
-               on_batch: Callable[[int], None] = lambda n: None) -> list[FrameResult]:
-    """Pose estimation over still images: one result per image, in order."""
-    images = [read_image(path) for path in paths]  # every input is checked before any work
-    results = []
+def process_images(paths: Sequence[str], estimator: Estimator, sinks: Sequence[Sink],
+                   on_batch: Callable[[int], None] = lambda n: None) -> int:
+    """Pose estimation over still images into ``sinks``, one frame per image, in order.
+
+    Every image is decoded (and so checked) before any is processed. Returns the
+    number of images processed.
+    """
+    images = [read_image(path) for path in paths]
     for index, (path, image) in enumerate(zip(paths, images)):
         people = estimator(image[None])[0]
-        results.append(FrameResult(index, 0.0, image.shape[1], image.shape[0],
-                                   str(path), people))
+        batch = FrameBatch(image[None], np.array([index]), np.zeros(1))
+        frame = FrameResult(index, 0.0, image.shape[1], image.shape[0], str(path), people)
+        for sink in sinks:
+            sink.add(batch, [frame])
         on_batch(1)
-    return results
+    return len(images)
 
 
 def run_info(model: PoseModel, estimator: Estimator, source: dict[str, Any],
-             frames_processed: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The ``info`` block of an output file (deterministic: no dates, no host names)."""
+             frames_processed: int, complete: bool = True,
+             extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``info`` block of an output file (deterministic: no dates, no host names).
+
+    ``complete`` is false when the run was interrupted: the file then holds the
+    frames finished before the interruption.
+    """
     return {
         "description": "posecli multi-person pose estimation (CMU CPM/PAF)",
         "tool": "posecli",
         "version": __version__,
+        "complete": complete,
         "source": source,
         "frames_processed": frames_processed,
         "model": model.describe(),

@@ -1,0 +1,116 @@
+"""Where per-frame results go: whole documents, JSON-lines streams, (rendered video).
+
+A sink receives each processed batch as it completes (``add``), then either
+``finish(info)`` — write or close its output — or ``discard()`` — remove
+anything partial. File outputs are written to a temporary file beside the
+destination and renamed when finished, so no partial file is ever visible.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import orjson
+
+from .errors import PoseCliError, UsageError
+from .formats import FORMATS, FrameResult, build_document, coco_annotation, write_json
+from .video import FrameBatch
+
+JSONL = "jsonl"
+
+
+class Sink:
+    """Base class: receives batches of results, then finishes or discards."""
+
+    def add(self, batch: FrameBatch, frames: list[FrameResult]) -> None:
+        raise NotImplementedError
+
+    def finish(self, info: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def discard(self) -> None:
+        """Drop the output (default: nothing was written yet)."""
+
+
+class DocumentSink(Sink):
+    """Collects every frame, writes one COCO or OpenPose document when finished."""
+
+    def __init__(self, fmt: str, out: str | Path) -> None:
+        self.fmt, self.out = fmt, out
+        self.frames: list[FrameResult] = []
+
+    def add(self, batch: FrameBatch, frames: list[FrameResult]) -> None:
+        self.frames.extend(frames)
+
+    def finish(self, info: dict[str, Any]) -> None:
+        write_json(build_document(self.fmt, self.frames, info), self.out)
+
+
+def frame_record(frame: FrameResult) -> dict[str, Any]:
+    """One frame as a self-contained JSON object (the JSON-lines record)."""
+    people = []
+    for person in frame.people:
+        annotation = coco_annotation(person, 0, 0)
+        for key in ("id", "image_id", "category_id", "iscrowd"):
+            del annotation[key]
+        people.append(annotation)
+    return {"frame_index": frame.frame_index, "timestamp": round(frame.timestamp, 6),
+            "width": frame.width, "height": frame.height, "file_name": frame.file_name,
+            "people": people}
+
+
+class JsonLinesSink(Sink):
+    """One JSON object per frame, flushed as each batch completes.
+
+    To stdout (``-``) records stream as they come; to a file they go to a
+    temporary file renamed when finished.
+    """
+
+    def __init__(self, out: str | Path) -> None:
+        self._tmp: Path | None = None
+        self._dest: Path | None = None
+        if str(out) == "-":
+            self._handle: BinaryIO = sys.stdout.buffer
+            return
+        self._dest = Path(out)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{self._dest.name}.", suffix=".part",
+                                       dir=self._dest.parent)
+        except OSError as exc:
+            raise PoseCliError(f"cannot write output {out}: {exc.strerror or exc}") from None
+        self._tmp = Path(tmp)
+        self._handle = os.fdopen(fd, "wb")
+
+    def add(self, batch: FrameBatch, frames: list[FrameResult]) -> None:
+        self._handle.write(b"".join(orjson.dumps(frame_record(f)) + b"\n" for f in frames))
+        self._handle.flush()
+
+    def finish(self, info: dict[str, Any]) -> None:
+        if self._tmp is None:
+            return
+        self._handle.close()
+        os.replace(self._tmp, self._dest)
+        self._tmp = None
+
+    def discard(self) -> None:
+        if self._tmp is not None:
+            self._handle.close()
+            self._tmp.unlink(missing_ok=True)
+            self._tmp = None
+
+
+#: Every --format value: whole documents, or a JSON-lines stream.
+OUTPUT_FORMATS = (*FORMATS, JSONL)
+
+
+def open_sink(fmt: str, out: str | Path) -> Sink:
+    """The sink writing format ``fmt`` (one of OUTPUT_FORMATS) to ``out`` ("-": stdout)."""
+    if fmt == JSONL:
+        return JsonLinesSink(out)
+    if fmt in FORMATS:
+        return DocumentSink(fmt, out)
+    raise UsageError(f"bad --format {fmt!r}: expected one of {', '.join(OUTPUT_FORMATS)}")

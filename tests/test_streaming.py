@@ -1,0 +1,93 @@
+"""JSON-lines streams, and interruption: finished frames are kept, marked incomplete."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import orjson
+import pytest
+from conftest import write_video
+from test_cli import run_cli
+
+from posecli.pipeline import Estimator
+
+
+def test_jsonl_one_object_per_frame(tmp_path, tiny_weights, small_video, capsys):
+    out = tmp_path / "poses.jsonl"
+    code, _, err = run_cli(["video", small_video, "--weights", tiny_weights, "--out", out,
+                            "--net-height", 64, "--format", "jsonl", "--batch-size", 4], capsys)
+    assert code == 0, err
+    records = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert [r["frame_index"] for r in records] == list(range(6))
+    assert all(isinstance(r["people"], list) and r["width"] == 96 for r in records)
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_jsonl_to_stdout(tiny_weights, small_video, capsys):
+    code, out, err = run_cli(["video", small_video, "--weights", tiny_weights, "--out", "-",
+                              "--net-height", 64, "--format", "jsonl", "--frames", "2:5"], capsys)
+    assert code == 0, err
+    assert [orjson.loads(line)["frame_index"] for line in out.splitlines()] == [2, 3, 4]
+
+
+@pytest.mark.parametrize("fmt", ["coco", "jsonl"])
+def test_interrupt_keeps_finished_frames(fmt, tmp_path, tiny_weights, small_video, capsys,
+                                         monkeypatch):
+    """Ctrl-C during the third batch: two batches are written, marked incomplete."""
+    calls = []
+    real_call = Estimator.__call__
+
+    def interrupted_on_third(self, images):
+        calls.append(len(images))
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_call(self, images)
+
+    monkeypatch.setattr(Estimator, "__call__", interrupted_on_third)
+    out = tmp_path / "poses.json"
+    code, _, err = run_cli(["video", small_video, "--weights", tiny_weights, "--out", out,
+                            "--net-height", 64, "--batch-size", 2, "--format", fmt], capsys)
+    assert code == 130
+    assert "interrupted: 4 frames written" in err
+    if fmt == "coco":
+        doc = orjson.loads(out.read_bytes())
+        assert doc["info"]["complete"] is False
+        assert [i["frame_index"] for i in doc["images"]] == [0, 1, 2, 3]
+    else:
+        lines = out.read_bytes().splitlines()
+        assert [orjson.loads(line)["frame_index"] for line in lines] == [0, 1, 2, 3]
+
+
+def test_complete_run_is_marked_complete(tmp_path, tiny_weights, small_video, capsys):
+    out = tmp_path / "poses.json"
+    code, _, err = run_cli(["video", small_video, "--weights", tiny_weights, "--out", out,
+                            "--net-height", 64], capsys)
+    assert code == 0, err
+    assert orjson.loads(out.read_bytes())["info"]["complete"] is True
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_stops_a_real_process(signum, tmp_path, tiny_weights):
+    """A real posecli process streaming JSON lines stops promptly on SIGINT/SIGTERM."""
+    frames = np.full((400, 64, 96, 3), 120, dtype=np.uint8)
+    video = write_video(tmp_path / "long.mp4", frames)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "posecli.cli", "video", str(video), "--weights",
+         str(tiny_weights), "--out", "-", "--format", "jsonl", "--net-height", "64",
+         "--batch-size", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = process.stdout.readline()  # processing has started
+    assert orjson.loads(first)["frame_index"] == 0
+    process.send_signal(signum)
+    sent = time.monotonic()
+    rest, err = process.communicate(timeout=60)
+    assert time.monotonic() - sent < 5
+    assert process.returncode == 130, err
+    assert b"Traceback" not in err
+    lines = [first, *rest.splitlines()]
+    indices = [orjson.loads(line)["frame_index"] for line in lines]
+    assert indices == list(range(len(indices))) and len(indices) < 400
