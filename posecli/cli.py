@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -25,10 +26,12 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from . import __version__
+from .batch import MANIFEST_NAME, Job, JobResult, plan_jobs, prepare_dir, run_jobs, write_manifest
 from .cli_compare import register as register_compare
 from .cli_weights import weights_app
 from .errors import Interrupted, PoseCliError, UsageError
-from .formats import check_output_path
+from .formats import FrameResult, check_output_path
 from .parse import ParseParams
 from .pipeline import (
     DEFAULT_BATCH_SIZE,
@@ -40,8 +43,8 @@ from .pipeline import (
     run_info,
     selected_count,
 )
-from .sinks import OUTPUT_FORMATS, open_sink
-from .video import VideoInfo, VideoReader, parse_frame_range, read_image
+from .sinks import OUTPUT_FORMATS, Sink, open_sink
+from .video import FrameBatch, VideoInfo, VideoReader, parse_frame_range, read_image
 
 app = typer.Typer(
     name="posecli",
@@ -174,6 +177,90 @@ def image(
         raise
 
 
+@app.command()
+def batch(
+    inputs: list[str] = typer.Argument(..., help="Video files, directories (recursive) or globs."),
+    out_dir: Path = typer.Option(..., "--out-dir", "-d", help="Folder for the outputs."),
+    skip_existing: bool = typer.Option(
+        False, "--skip-existing", help="Skip inputs whose complete output already exists."),
+    manifest: Path | None = typer.Option(
+        None, "--manifest", help="Where to write the manifest (default OUT_DIR/manifest.json)."),
+    weights: str | None = WEIGHTS,
+    device: str = DEVICE,
+    batch_size: int = BATCH,
+    net_height: int = NET_HEIGHT,
+    fmt: str = FORMAT,
+    quiet: bool = QUIET,
+    peak_threshold: float = PEAK,
+    smoothing_sigma: float = SIGMA,
+    paf_samples: int = SAMPLES,
+    paf_threshold: float = PAF_THRESHOLD,
+    paf_min_fraction: float = PAF_FRACTION,
+    min_parts: int = MIN_PARTS,
+    min_score: float = MIN_SCORE,
+) -> None:
+    """Process many videos with one model load; outputs mirror the input tree.
+
+    Example: posecli batch videos/ --out-dir poses/ --skip-existing
+    """
+    params = _params(smoothing_sigma, peak_threshold, paf_samples, paf_threshold,
+                     paf_min_fraction, min_parts, min_score)
+    _check_format(fmt)
+    jobs = plan_jobs(inputs, out_dir, ".jsonl" if fmt == "jsonl" else ".json")
+    prepare_dir(out_dir)
+    model = load_model(weights, device)
+    estimator = Estimator(model, net_height, params)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+    with _progress(quiet, files=len(jobs)) as progress:
+        def run_one(job: Job) -> tuple[int, int]:
+            job.output.parent.mkdir(parents=True, exist_ok=True)
+            with VideoReader(str(job.source), batch_size) as reader:
+                sink = open_sink(fmt, job.output)
+                counter = _PeopleCounter()
+                try:
+                    run = process_video(reader, estimator, [sink, counter], progress.advance)
+                    if not run.complete:
+                        raise KeyboardInterrupt
+                    sink.finish(run_info(model, estimator, _source(reader.info),
+                                         run.frames_processed))
+                except BaseException:
+                    sink.discard()
+                    raise
+            return run.frames_processed, counter.people
+
+        def done(result: JobResult) -> None:
+            progress.file_done()
+            if result.status == "failed":
+                err.print(f"posecli: failed: {result.input}: {result.error}", markup=False)
+
+        report = run_jobs(jobs, run_one, skip_existing, done)
+    header = {"tool": "posecli", "version": __version__, "model": model.describe(),
+              "options": {**estimator.options(), "format": fmt}}
+    write_manifest(manifest or out_dir / MANIFEST_NAME, report, header)
+    totals = report.totals()
+    err.print(f"posecli: {totals['files']} files: {totals['ok']} ok, {totals['skipped']} "
+              f"skipped, {totals['failed']} failed; {totals['frames']} frames, "
+              f"{totals['people']} people, {totals['fps']:.1f} fps", markup=False)
+    if report.interrupted:
+        raise Interrupted("interrupted: finished outputs kept, the one in progress discarded")
+    if totals["failed"]:
+        raise typer.Exit(1)
+
+
+class _PeopleCounter(Sink):
+    """Counts the people found, for the batch summary."""
+
+    def __init__(self) -> None:
+        self.people = 0
+
+    def add(self, batch: FrameBatch, frames: list[FrameResult]) -> None:
+        self.people += sum(len(frame.people) for frame in frames)
+
+    def finish(self, info: dict[str, object]) -> None:
+        pass
+
+
 def _params(smoothing_sigma: float, peak_threshold: float, paf_samples: int,
             paf_threshold: float, paf_min_fraction: float, min_parts: int,
             min_score: float) -> ParseParams:
@@ -197,31 +284,39 @@ class _RateColumn(ProgressColumn):
 
 
 class _FrameProgress:
-    """A frames progress bar on stderr, or nothing when it is off."""
+    """Progress bars on stderr (frames, and files for a batch), or nothing when off."""
 
-    def __init__(self, progress: Progress | None) -> None:
+    def __init__(self, progress: Progress | None, files: int | None = None) -> None:
         self._progress = progress
-        self._task = None
+        self._frames = None
+        self._files = None
+        if progress is not None and files is not None:
+            self._files = progress.add_task("files", total=files)
+            self._frames = progress.add_task("frames", total=None)
 
     def start(self, total: int | None) -> None:
         if self._progress is not None:
-            self._task = self._progress.add_task("frames", total=total)
+            self._frames = self._progress.add_task("frames", total=total)
 
     def advance(self, frames: int) -> None:
-        if self._progress is not None and self._task is not None:
-            self._progress.advance(self._task, frames)
+        if self._progress is not None and self._frames is not None:
+            self._progress.advance(self._frames, frames)
+
+    def file_done(self) -> None:
+        if self._progress is not None and self._files is not None:
+            self._progress.advance(self._files, 1)
 
 
 @contextmanager
-def _progress(quiet: bool) -> Iterator[_FrameProgress]:
-    """A progress bar only when stderr is a terminal and --quiet is off."""
+def _progress(quiet: bool, files: int | None = None) -> Iterator[_FrameProgress]:
+    """Progress bars only when stderr is a terminal and --quiet is off."""
     if quiet or not sys.stderr.isatty():
         yield _FrameProgress(None)
         return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TaskProgressColumn(), _RateColumn(), TimeRemainingColumn())
     with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
-        yield _FrameProgress(progress)
+        yield _FrameProgress(progress, files)
 
 
 def main(argv: list[str] | None = None) -> None:
