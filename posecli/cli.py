@@ -116,7 +116,7 @@ def video(
     check_output_path(out)
     with VideoReader(input, batch_size, frame_range) as reader:  # bad input fails first
         model = load_model(weights, device)
-        estimator = Estimator(model, net_height, params)
+        estimator = Estimator(model, net_height, params, _warn)
         sink = open_sink(fmt, out)
         try:
             with _progress(quiet) as progress:
@@ -165,7 +165,7 @@ def image(
     for path in inputs:  # bad input fails before the model loads
         read_image(path)
     model = load_model(weights, device)
-    estimator = Estimator(model, net_height, params)
+    estimator = Estimator(model, net_height, params, _warn)
     sink = open_sink(fmt, out)
     try:
         with _progress(quiet) as progress:
@@ -209,7 +209,7 @@ def batch(
     jobs = plan_jobs(inputs, out_dir, ".jsonl" if fmt == "jsonl" else ".json")
     prepare_dir(out_dir)
     model = load_model(weights, device)
-    estimator = Estimator(model, net_height, params)
+    estimator = Estimator(model, net_height, params, _warn)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
 
     with _progress(quiet, files=len(jobs)) as progress:
@@ -259,6 +259,12 @@ class _PeopleCounter(Sink):
 
     def finish(self, info: dict[str, object]) -> None:
         pass
+
+
+def _warn(message: str) -> None:
+    """One warning line on stderr."""
+    Console(stderr=True, highlight=False, soft_wrap=True).print(
+        f"posecli: warning: {message}", markup=False)
 
 
 def _params(smoothing_sigma: float, peak_threshold: float, paf_samples: int,

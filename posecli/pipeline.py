@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .errors import UsageError
+from .errors import PoseCliError, UsageError
 from .formats import FrameResult
 from .model import PoseNet
 from .parse import ParseParams, Person, parse_batch
@@ -75,22 +75,49 @@ def load_model(weights: str | Path | None = None, device: str = "auto") -> PoseM
 
 
 class Estimator:
-    """Runs batches of same-sized frames through the network and the parser."""
+    """Runs batches of same-sized frames through the network and the parser.
+
+    When the device runs out of memory, the batch is split in halves (and later
+    batches stay at the size that worked), with one warning through
+    ``on_warning``; only a single frame that does not fit is an error.
+    """
 
     def __init__(self, model: PoseModel, net_height: int = DEFAULT_NET_HEIGHT,
-                 params: ParseParams | None = None) -> None:
+                 params: ParseParams | None = None,
+                 on_warning: Callable[[str], None] = lambda message: None) -> None:
         check_net_height(net_height)
         self.model = model
         self.net_height = net_height
         self.params = params or ParseParams()
+        self.on_warning = on_warning
+        self.max_batch: int | None = None  # set after an out-of-memory split
 
     @torch.inference_mode()
     def __call__(self, images: np.ndarray) -> list[list[Person]]:
         """N x H x W x 3 uint8 RGB frames of one size -> the people of each frame."""
         geometry = plan_geometry(images.shape[1], images.shape[2], self.net_height)
         net_input = preprocess(images, geometry, self.model.device)
-        heatmaps, pafs = self.model.network.predict(net_input)
+        heatmaps, pafs = self._predict(net_input)
         return parse_batch(heatmaps, pafs, geometry, self.params)
+
+    def _predict(self, net_input: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Network outputs for a batch, split into smaller batches if memory runs out."""
+        size = len(net_input) if self.max_batch is None else min(self.max_batch, len(net_input))
+        while True:
+            try:
+                parts = [self.model.network.predict(chunk) for chunk in net_input.split(size)]
+                return torch.cat([h for h, _ in parts]), torch.cat([p for _, p in parts])
+            except torch.cuda.OutOfMemoryError:
+                if size == 1:
+                    raise PoseCliError(
+                        f"out of memory on {self.model.device} for one frame at net height "
+                        f"{self.net_height}: try a smaller --net-height") from None
+                if self.model.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                size = (size + 1) // 2
+                self.max_batch = size
+                self.on_warning(f"out of memory on {self.model.device}: "
+                                f"continuing with batches of {size}")
 
     def options(self) -> dict[str, Any]:
         """The options that change results, for output files."""
