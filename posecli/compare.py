@@ -1,0 +1,651 @@
+"""Compare two posecli COCO outputs of the same video: the regression check for CI.
+
+:func:`compare_files` loads an *expected* and an *actual* output file (posecli's
+``--format coco`` documents, any COCO keypoints dataset with ``images`` and
+``annotations``, or posecli's ``--format jsonl`` streams), pairs their frames
+by ``frame_index`` (by image id order when a file has no ``frame_index``), and
+refuses files of different videos (other frame indices, other frame sizes). In
+every frame it matches people by COCO's object keypoint similarity (OKS) and
+measures how far the matched keypoints moved. The :class:`CompareResult` says,
+per frame and in total, what differs and whether the differences stay within
+the :class:`Tolerances`.
+
+OKS between an expected person *e* and an actual person *a* is COCO's::
+
+    OKS = mean over keypoints k labelled in e (v > 0) of
+          exp(-d_k^2 / (2 * area_e * (2 * sigma_k)^2))
+
+with ``sigma_k`` from :data:`~posecli.skeleton.COCO17_SIGMAS` and ``area_e`` the
+expected person's ``area`` (else its bbox area, else the area of its keypoints'
+bounding box). A keypoint labelled in *e* and missing in *a* counts 0. People
+are paired by maximum total OKS (scipy's ``linear_sum_assignment`` when scipy is
+installed, else greedily by descending OKS); a pair needs OKS >= the matching
+floor, unpaired expected people are *missing*, unpaired actual ones *extra*.
+
+Unusable input raises :class:`CompareInputError` (exit code 2), files of
+different videos :class:`DifferentVideosError` (also exit code 2).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from .errors import PoseCliError, UsageError
+from .skeleton import COCO17_NAMES, COCO17_SIGMAS
+
+NUM_KEYPOINTS = len(COCO17_NAMES)  # 17
+MATCHING_METHODS = ("auto", "optimal", "greedy")
+_VARIANCES = (2.0 * COCO17_SIGMAS) ** 2  # COCO's per-keypoint constant, (2 sigma)^2
+_EPS = float(np.spacing(1))  # COCO adds this to the area
+_OKS_DECIMALS = 6
+_PX_DECIMALS = 4
+
+
+class CompareInputError(PoseCliError):
+    """An input of ``compare`` that cannot be used: unreadable, not JSON, not COCO keypoints."""
+
+    exit_code = 2
+
+
+class DifferentVideosError(CompareInputError):
+    """The two files describe different videos (other frame indices or frame sizes)."""
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """How much the actual output may differ from the expected one.
+
+    ``min_oks``: minimum OKS of every matched person; ``max_missing`` /
+    ``max_extra``: expected people without a match / actual people without a
+    match allowed per frame; ``max_drift``: largest keypoint displacement in
+    pixels allowed per matched person (None: not checked); ``max_diff_frames``:
+    the fraction of frames that may differ; ``match_floor``: the OKS a pair
+    needs to count as the same person at all.
+    """
+
+    min_oks: float = 0.95
+    max_missing: int = 0
+    max_extra: int = 0
+    max_diff_frames: float = 0.0
+    max_drift: float | None = None
+    match_floor: float = 0.1
+
+    def __post_init__(self) -> None:
+        for name in ("min_oks", "max_diff_frames", "match_floor"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise UsageError(f"{name} must be between 0 and 1, got {value}")
+        for name in ("max_missing", "max_extra"):
+            if getattr(self, name) < 0:
+                raise UsageError(f"{name} must be 0 or more, got {getattr(self, name)}")
+        if self.max_drift is not None and not self.max_drift >= 0:
+            raise UsageError(f"max_drift must be 0 or more, got {self.max_drift}")
+
+
+@dataclass
+class PoseFrame:
+    """One image of a loaded file: its people as arrays.
+
+    ``keypoints``: P x 17 x 3 (x, y, v) in COCO-17 order; ``areas``: P areas used
+    as the OKS scale; ``ids``: the P annotation ids.
+    """
+
+    image_id: int
+    frame_index: int | None
+    width: int
+    height: int
+    timestamp: float | None
+    ids: list[int]
+    keypoints: np.ndarray
+    areas: np.ndarray
+
+
+@dataclass
+class PoseFile:
+    """A loaded output file: its frames in image id order."""
+
+    path: str
+    frames: list[PoseFrame]
+
+    @property
+    def has_frame_index(self) -> bool:
+        return all(frame.frame_index is not None for frame in self.frames)
+
+
+@dataclass
+class PersonMatch:
+    """An expected person paired with an actual one.
+
+    ``drift_mean_px`` / ``drift_max_px``: displacement over the keypoints present
+    in both (None when they share none); ``worst_keypoint``: the keypoint that
+    moved most (None when none moved); ``only_expected`` / ``only_actual``:
+    keypoint names found in one person and not the other.
+    """
+
+    expected_id: int
+    actual_id: int
+    oks: float
+    drift_mean_px: float | None
+    drift_max_px: float | None
+    worst_keypoint: str | None
+    only_expected: list[str]
+    only_actual: list[str]
+
+
+@dataclass
+class FrameComparison:
+    """One frame: matched pairs, unmatched people, and why it differs (if it does)."""
+
+    frame_index: int
+    timestamp: float | None
+    expected_image_id: int
+    actual_image_id: int
+    people_expected: int
+    people_actual: int
+    matches: list[PersonMatch]
+    missing: list[int]  # annotation ids of expected people without a match
+    extra: list[int]  # annotation ids of actual people without a match
+    differs: bool = False
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def worst_oks(self) -> float | None:
+        return min((m.oks for m in self.matches), default=None)
+
+    @property
+    def max_drift_px(self) -> float | None:
+        return max((m.drift_max_px for m in self.matches if m.drift_max_px is not None),
+                   default=None)
+
+
+@dataclass
+class Summary:
+    """Totals over all compared frames."""
+
+    frames_compared: int
+    frames_differing: int
+    diff_fraction: float
+    people_expected: int
+    people_actual: int
+    matched: int
+    missing: int
+    extra: int
+    worst_oks: float | None
+    worst_oks_frame: int | None
+    max_drift_px: float | None
+    max_drift_frame: int | None
+
+
+@dataclass
+class CompareResult:
+    """Everything :func:`compare_files` found; ``passed`` when within tolerance.
+
+    ``matched_by``: ``frame_index``, or ``image_order`` when a file has no
+    frame indices; ``matching``: ``optimal`` or ``greedy``; ``failures``: one
+    line per broken tolerance (empty when passed).
+    """
+
+    expected: str
+    actual: str
+    tolerances: Tolerances
+    matched_by: str
+    matching: str
+    frames: list[FrameComparison]
+    summary: Summary
+    passed: bool
+    failures: list[str]
+
+    @property
+    def differing_frames(self) -> list[FrameComparison]:
+        return [frame for frame in self.frames if frame.differs]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The whole result as plain JSON-ready data."""
+        return {
+            "passed": self.passed,
+            "failures": list(self.failures),
+            "expected": self.expected,
+            "actual": self.actual,
+            "tolerances": vars(self.tolerances).copy(),
+            "matched_by": self.matched_by,
+            "matching": self.matching,
+            "summary": vars(self.summary).copy(),
+            "frames": [_frame_dict(frame) for frame in self.frames],
+        }
+
+
+def _frame_dict(frame: FrameComparison) -> dict[str, Any]:
+    return {
+        "frame_index": frame.frame_index,
+        "timestamp": frame.timestamp,
+        "expected_image_id": frame.expected_image_id,
+        "actual_image_id": frame.actual_image_id,
+        "people_expected": frame.people_expected,
+        "people_actual": frame.people_actual,
+        "differs": frame.differs,
+        "reasons": list(frame.reasons),
+        "worst_oks": frame.worst_oks,
+        "max_drift_px": frame.max_drift_px,
+        "matches": [vars(match).copy() for match in frame.matches],
+        "missing": list(frame.missing),
+        "extra": list(frame.extra),
+    }
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_poses(path: str | Path, label: str = "input") -> PoseFile:
+    """Read a posecli output file; "-" reads stdin.
+
+    Accepted: posecli's COCO document (``--format coco``) or any COCO keypoints
+    dataset with images and annotations, and posecli's ``--format jsonl``
+    stream (one frame record per line, detected from the content).
+
+    ``label`` names the file in error messages ("expected", "actual").
+    """
+    name = "stdin" if str(path) == "-" else str(path)
+    what = f"{label} file {name}"
+    data = _read_bytes(path, what)
+    try:
+        document = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        records = _json_lines(data, what)
+        if records is None:
+            raise CompareInputError(f"{what} is not valid JSON: {_reason(exc)}") from None
+        return _parse_records(records, name, what)
+    if isinstance(document, dict) and _is_record(document):  # a one-frame JSON-lines file
+        return _parse_records([document], name, what)
+    return _parse_document(document, name, what)
+
+
+def _read_bytes(path: str | Path, what: str) -> bytes:
+    if str(path) == "-":
+        data = sys.stdin.buffer.read()
+    else:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise CompareInputError(f"cannot read {what}: {exc.strerror or exc}") from None
+    if not data.strip():
+        raise CompareInputError(f"{what} is empty")
+    return data
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "parse error"
+
+
+def _is_record(value: Any) -> bool:
+    """Whether ``value`` looks like a ``--format jsonl`` record (one frame)."""
+    return isinstance(value, dict) and "frame_index" in value and "people" in value
+
+
+def _json_lines(data: bytes, what: str) -> list[dict[str, Any]] | None:
+    """The records of a ``--format jsonl`` file, or None when it is not one."""
+    lines = [(number, line) for number, line in enumerate(data.splitlines(), start=1)
+             if line.strip()]
+    records = []
+    for number, line in lines:
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            if not records:
+                return None
+            raise CompareInputError(
+                f"{what}: line {number} is not valid JSON: {_reason(exc)}") from None
+        if not _is_record(record):
+            if not records:
+                return None
+            raise CompareInputError(
+                f"{what}: line {number} is not a frame record (frame_index, people)")
+        records.append(record)
+    return records
+
+
+def _parse_records(records: list[dict[str, Any]], path: str, what: str) -> PoseFile:
+    """JSON-lines records as a COCO document: image ids and annotation ids from 1."""
+    images, annotations = [], []
+    for number, record in enumerate(records, start=1):
+        image = {key: record.get(key) for key in ("frame_index", "timestamp", "width", "height")}
+        images.append({"id": number, **image})
+        people = record.get("people")
+        if not isinstance(people, list):
+            raise CompareInputError(f"{what}: record {number} has no 'people' list")
+        for person in people:
+            if not isinstance(person, dict):
+                raise CompareInputError(f"{what}: record {number} has a person that is not "
+                                        "an object")
+            annotations.append({**person, "id": len(annotations) + 1, "image_id": number})
+    return _parse_document({"images": images, "annotations": annotations}, path, what)
+
+
+def _parse_document(document: Any, path: str, what: str) -> PoseFile:
+    if isinstance(document, list):
+        raise CompareInputError(
+            f"{what} is a JSON list, not a COCO keypoints document with images and annotations")
+    if not isinstance(document, dict):
+        raise CompareInputError(f"{what} is not a COCO keypoints document")
+    if "frames" in document and "images" not in document:
+        raise CompareInputError(
+            f"{what} is in OpenPose layout; compare reads posecli's COCO output (--format coco)")
+    images, annotations = document.get("images"), document.get("annotations")
+    if not isinstance(images, list) or not isinstance(annotations, list):
+        raise CompareInputError(
+            f"{what} is not a COCO keypoints document: it needs 'images' and 'annotations' lists")
+
+    frames: dict[int, PoseFrame] = {}
+    frame_indices: set[int] = set()
+    people: dict[int, tuple[list[int], list[np.ndarray], list[float]]] = {}
+    for position, image in enumerate(images):
+        if not isinstance(image, dict):
+            raise CompareInputError(f"{what}: images[{position}] is not an object")
+        image_id = _integer(image.get("id"), f"{what}: images[{position}].id")
+        if image_id in frames:
+            raise CompareInputError(f"{what}: image id {image_id} appears twice")
+        width = _integer(image.get("width"), f"{what}: image {image_id} width")
+        height = _integer(image.get("height"), f"{what}: image {image_id} height")
+        frame_index = image.get("frame_index")
+        if frame_index is not None:
+            frame_index = _integer(frame_index, f"{what}: image {image_id} frame_index")
+            if frame_index in frame_indices:
+                raise CompareInputError(f"{what}: frame_index {frame_index} appears twice")
+            frame_indices.add(frame_index)
+        timestamp = image.get("timestamp")
+        if not _is_number(timestamp):
+            timestamp = None
+        frames[image_id] = PoseFrame(image_id, frame_index, width, height,
+                                     None if timestamp is None else float(timestamp),
+                                     [], np.zeros((0, NUM_KEYPOINTS, 3)), np.zeros(0))
+        people[image_id] = ([], [], [])
+
+    for position, annotation in enumerate(annotations):
+        if not isinstance(annotation, dict):
+            raise CompareInputError(f"{what}: annotations[{position}] is not an object")
+        image_id = annotation.get("image_id")
+        if image_id not in people or isinstance(image_id, bool):
+            raise CompareInputError(
+                f"{what}: annotations[{position}] refers to image {image_id!r}, "
+                "which is not in 'images'")
+        keypoints = _keypoints(annotation.get("keypoints"), f"{what}: annotations[{position}]")
+        annotation_id = annotation.get("id", position + 1)
+        if not isinstance(annotation_id, int) or isinstance(annotation_id, bool):
+            annotation_id = position + 1
+        ids, points, areas = people[image_id]
+        ids.append(annotation_id)
+        points.append(keypoints)
+        areas.append(_area(annotation, keypoints))
+
+    for image_id, (ids, points, areas) in people.items():
+        if ids:
+            frame = frames[image_id]
+            frame.ids = ids
+            frame.keypoints = np.stack(points)
+            frame.areas = np.asarray(areas, dtype=np.float64)
+    ordered = [frames[image_id] for image_id in sorted(frames)]
+    return PoseFile(path, ordered)
+
+
+def _is_number(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _integer(value: Any, what: str) -> int:
+    if _is_number(value) and float(value).is_integer():
+        return int(value)
+    raise CompareInputError(f"{what} is {value!r}, not an integer")
+
+
+def _keypoints(value: Any, what: str) -> np.ndarray:
+    expected = NUM_KEYPOINTS * 3
+    if not isinstance(value, list):
+        raise CompareInputError(f"{what} has no keypoints list")
+    if len(value) != expected:
+        raise CompareInputError(
+            f"{what} has {len(value)} keypoint values, expected {expected} "
+            f"({NUM_KEYPOINTS} x (x, y, v))")
+    array = np.asarray(value)  # numbers give an int or float array; anything else does not
+    if array.dtype.kind not in "iuf" or not np.isfinite(array).all():
+        raise CompareInputError(f"{what} has keypoint values that are not finite numbers")
+    return array.astype(np.float64).reshape(NUM_KEYPOINTS, 3)
+
+
+def _area(annotation: dict[str, Any], keypoints: np.ndarray) -> float:
+    """The OKS scale: the ``area`` field, else the bbox area, else the keypoints' box area."""
+    area = annotation.get("area")
+    if _is_number(area) and area > 0:
+        return float(area)
+    bbox = annotation.get("bbox")
+    if isinstance(bbox, list) and len(bbox) == 4 and all(_is_number(v) for v in bbox):
+        if bbox[2] * bbox[3] > 0:
+            return float(bbox[2] * bbox[3])
+    found = keypoints[:, 2] > 0
+    if not found.any():
+        return 0.0
+    width, height = keypoints[found, :2].max(0) - keypoints[found, :2].min(0)
+    return float(width * height)
+
+
+# --------------------------------------------------------------------------- OKS, matching
+
+
+def oks_matrix(expected: np.ndarray, areas: np.ndarray, actual: np.ndarray) -> np.ndarray:
+    """E x A object keypoint similarity of E expected and A actual people.
+
+    ``expected``: E x 17 x 3 and ``actual``: A x 17 x 3 (x, y, v) keypoints;
+    ``areas``: the E expected people's areas. Only keypoints with v > 0 in the
+    expected person count; one missing (v = 0) in the actual person scores 0.
+    An expected person with no keypoint at all has OKS 1 with an actual person
+    that has none either, else 0.
+    """
+    expected = np.asarray(expected, dtype=np.float64).reshape(-1, NUM_KEYPOINTS, 3)
+    actual = np.asarray(actual, dtype=np.float64).reshape(-1, NUM_KEYPOINTS, 3)
+    areas = np.asarray(areas, dtype=np.float64).reshape(-1)
+    if len(expected) == 0 or len(actual) == 0:
+        return np.zeros((len(expected), len(actual)))
+    squared = ((expected[:, None, :, :2] - actual[None, :, :, :2]) ** 2).sum(-1)  # E x A x 17
+    scale = 2.0 * _VARIANCES[None, None, :] * (areas[:, None, None] + _EPS)
+    similarity = np.exp(-squared / scale)
+    in_expected = expected[:, None, :, 2] > 0  # E x 1 x 17
+    in_actual = actual[None, :, :, 2] > 0  # 1 x A x 17
+    similarity = np.where(in_expected & in_actual, similarity, 0.0)
+    counts = in_expected.sum(-1)  # E x 1
+    oks = similarity.sum(-1) / np.maximum(counts, 1)
+    empty_pair = (counts == 0) & ~in_actual.any(-1)  # E x A
+    return np.where(counts > 0, oks, np.where(empty_pair, 1.0, 0.0))
+
+
+def resolve_matching(method: str = "auto") -> str:
+    """``optimal`` or ``greedy``: what ``auto`` means depends on scipy being installed."""
+    if method not in MATCHING_METHODS:
+        raise UsageError(f"bad matching {method!r}: expected one of {', '.join(MATCHING_METHODS)}")
+    if method != "auto":
+        return method
+    return "optimal" if importlib.util.find_spec("scipy") is not None else "greedy"
+
+
+def match_people(oks: np.ndarray, floor: float, method: str = "auto") -> list[tuple[int, int]]:
+    """(expected, actual) index pairs with OKS >= ``floor``, sorted by expected index.
+
+    ``optimal`` maximises the total OKS (scipy); ``greedy`` takes pairs by
+    descending OKS, ties in index order.
+    """
+    method = resolve_matching(method)
+    if oks.size == 0:
+        return []
+    eligible = oks >= floor
+    if method == "optimal" and min(oks.shape) > 1:  # one row or column: greedy is optimal
+        from scipy.optimize import linear_sum_assignment
+
+        rows, cols = linear_sum_assignment(np.where(eligible, oks, 0.0), maximize=True)
+        pairs = [(int(r), int(c)) for r, c in zip(rows, cols) if eligible[r, c]]
+    else:
+        pairs = []
+        used_expected, used_actual = set(), set()
+        for flat in np.argsort(-oks, axis=None, kind="stable"):
+            e, a = divmod(int(flat), oks.shape[1])
+            if not eligible[e, a]:
+                break
+            if e not in used_expected and a not in used_actual:
+                pairs.append((e, a))
+                used_expected.add(e)
+                used_actual.add(a)
+    return sorted(pairs)
+
+
+# --------------------------------------------------------------------------- comparing
+
+
+def compare_files(expected: str | Path, actual: str | Path,
+                  tolerances: Tolerances | None = None,
+                  matching: str = "auto") -> CompareResult:
+    """Load and compare two output files; see :func:`compare_poses`."""
+    if str(expected) == "-" and str(actual) == "-":
+        raise UsageError("only one of the two files can be - (stdin)")
+    return compare_poses(load_poses(expected, "expected"), load_poses(actual, "actual"),
+                         tolerances, matching)
+
+
+def compare_poses(expected: PoseFile, actual: PoseFile,
+                  tolerances: Tolerances | None = None,
+                  matching: str = "auto") -> CompareResult:
+    """Compare two loaded files frame by frame; raise DifferentVideosError when unrelated."""
+    tolerances = tolerances or Tolerances()
+    method = resolve_matching(matching)
+    by_index = expected.has_frame_index and actual.has_frame_index
+    expected_frames = _keyed(expected, by_index)
+    actual_frames = _keyed(actual, by_index)
+    _check_same_video(expected_frames, actual_frames, by_index)
+
+    frames = []
+    for key in sorted(expected_frames):
+        frame = _compare_frame(key, expected_frames[key], actual_frames[key], tolerances, method)
+        frames.append(frame)
+    summary = _summarise(frames)
+    failures = []
+    if summary.frames_differing > tolerances.max_diff_frames * summary.frames_compared + 1e-9:
+        failures.append(
+            f"{summary.frames_differing} of {summary.frames_compared} frames differ "
+            f"({100 * summary.diff_fraction:.1f}%), more than the "
+            f"{100 * tolerances.max_diff_frames:.1f}% allowed")
+    return CompareResult(
+        expected=expected.path, actual=actual.path, tolerances=tolerances,
+        matched_by="frame_index" if by_index else "image_order", matching=method,
+        frames=frames, summary=summary, passed=not failures, failures=failures)
+
+
+def _keyed(poses: PoseFile, by_index: bool) -> dict[int, PoseFrame]:
+    if by_index:
+        return {frame.frame_index: frame for frame in poses.frames}  # type: ignore[misc]
+    return dict(enumerate(poses.frames))
+
+
+def _check_same_video(expected: dict[int, PoseFrame], actual: dict[int, PoseFrame],
+                      by_index: bool) -> None:
+    what = "index" if by_index else "position (image id order)"
+    if expected.keys() != actual.keys():
+        first = min(expected.keys() ^ actual.keys())
+        side = "actual" if first in expected else "expected"
+        raise DifferentVideosError(
+            f"frames differ: expected has {len(expected)} frames, actual {len(actual)}; "
+            f"first missing {what} {first} (not in {side})")
+    for key in sorted(expected):
+        e, a = expected[key], actual[key]
+        if (e.width, e.height) != (a.width, a.height):
+            raise DifferentVideosError(
+                f"different videos: frame {key} is {e.width}x{e.height} in expected, "
+                f"{a.width}x{a.height} in actual")
+
+
+def _compare_frame(key: int, expected: PoseFrame, actual: PoseFrame,
+                   tolerances: Tolerances, method: str) -> FrameComparison:
+    oks = oks_matrix(expected.keypoints, expected.areas, actual.keypoints)
+    pairs = match_people(oks, tolerances.match_floor, method)
+    matches = []
+    if pairs:
+        e_index, a_index = (np.array(side) for side in zip(*pairs))
+        e_points, a_points = expected.keypoints[e_index], actual.keypoints[a_index]
+        in_expected, in_actual = e_points[..., 2] > 0, a_points[..., 2] > 0  # M x 17
+        both = in_expected & in_actual
+        distance = np.linalg.norm(e_points[..., :2] - a_points[..., :2], axis=-1)  # M x 17
+        distance = np.where(both, distance, 0.0)
+        shared = both.sum(-1)  # M
+        worst = distance.argmax(-1)  # M
+        drift_max = np.round(distance.max(-1), _PX_DECIMALS).tolist()
+        drift_mean = np.round(distance.sum(-1) / np.maximum(shared, 1), _PX_DECIMALS).tolist()
+        pair_oks = np.round(oks[e_index, a_index], _OKS_DECIMALS).tolist()
+        only_e, only_a = in_expected & ~both, in_actual & ~both
+        any_e, any_a = only_e.any(-1).tolist(), only_a.any(-1).tolist()
+        for m, (e, a) in enumerate(pairs):
+            has_shared = bool(shared[m])
+            matches.append(PersonMatch(
+                expected_id=expected.ids[e], actual_id=actual.ids[a], oks=pair_oks[m],
+                drift_mean_px=drift_mean[m] if has_shared else None,
+                drift_max_px=drift_max[m] if has_shared else None,
+                worst_keypoint=COCO17_NAMES[worst[m]] if drift_max[m] > 0 else None,
+                only_expected=_names(only_e[m]) if any_e[m] else [],
+                only_actual=_names(only_a[m]) if any_a[m] else []))
+    matched_e = {e for e, _ in pairs}
+    matched_a = {a for _, a in pairs}
+    frame = FrameComparison(
+        frame_index=key, timestamp=expected.timestamp,
+        expected_image_id=expected.image_id, actual_image_id=actual.image_id,
+        people_expected=len(expected.ids), people_actual=len(actual.ids), matches=matches,
+        missing=[pid for i, pid in enumerate(expected.ids) if i not in matched_e],
+        extra=[pid for i, pid in enumerate(actual.ids) if i not in matched_a])
+    frame.reasons = _reasons(frame, tolerances)
+    frame.differs = bool(frame.reasons)
+    return frame
+
+
+def _names(mask: np.ndarray) -> list[str]:
+    return [COCO17_NAMES[k] for k in np.flatnonzero(mask)]
+
+
+def _reasons(frame: FrameComparison, tolerances: Tolerances) -> list[str]:
+    reasons = []
+    for match in frame.matches:
+        if match.oks < tolerances.min_oks:
+            reasons.append(f"person {match.expected_id}: OKS {match.oks:.3f} < "
+                           f"{tolerances.min_oks:g}")
+        if (tolerances.max_drift is not None and match.drift_max_px is not None
+                and match.drift_max_px > tolerances.max_drift):
+            reasons.append(f"person {match.expected_id}: {match.worst_keypoint} moved "
+                           f"{match.drift_max_px:.2f} px > {tolerances.max_drift:g}")
+    if len(frame.missing) > tolerances.max_missing:
+        reasons.append(f"{len(frame.missing)} missing > {tolerances.max_missing}")
+    if len(frame.extra) > tolerances.max_extra:
+        reasons.append(f"{len(frame.extra)} extra > {tolerances.max_extra}")
+    return reasons
+
+
+def _summarise(frames: list[FrameComparison]) -> Summary:
+    worst_oks = worst_oks_frame = max_drift = max_drift_frame = None
+    for frame in frames:
+        oks, drift = frame.worst_oks, frame.max_drift_px
+        if oks is not None and (worst_oks is None or oks < worst_oks):
+            worst_oks, worst_oks_frame = oks, frame.frame_index
+        if drift is not None and (max_drift is None or drift > max_drift):
+            max_drift, max_drift_frame = drift, frame.frame_index
+    compared = len(frames)
+    differing = sum(frame.differs for frame in frames)
+    return Summary(
+        frames_compared=compared, frames_differing=differing,
+        diff_fraction=round(differing / compared, _OKS_DECIMALS) if compared else 0.0,
+        people_expected=sum(frame.people_expected for frame in frames),
+        people_actual=sum(frame.people_actual for frame in frames),
+        matched=sum(len(frame.matches) for frame in frames),
+        missing=sum(len(frame.missing) for frame in frames),
+        extra=sum(len(frame.extra) for frame in frames),
+        worst_oks=worst_oks, worst_oks_frame=worst_oks_frame,
+        max_drift_px=max_drift, max_drift_frame=max_drift_frame)
