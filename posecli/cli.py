@@ -44,7 +44,7 @@ from .pipeline import (
     selected_count,
 )
 from .sinks import OUTPUT_FORMATS, Sink, open_sink
-from .video import FrameBatch, VideoInfo, VideoReader, parse_frame_range, read_image
+from .video import FrameBatch, VideoReader, parse_frame_range, read_image
 
 app = typer.Typer(
     name="posecli",
@@ -87,7 +87,8 @@ MIN_SCORE = typer.Option(_DEFAULTS.min_mean_score, "--min-score",
 
 @app.command()
 def video(
-    input: str = typer.Argument(..., help="Video file (any format FFmpeg reads) or stream URL."),
+    input: str = typer.Argument(
+        ..., help="Video file (any format FFmpeg reads), - for stdin, /dev/videoN, or a URL."),
     out: str = OUT,
     weights: str | None = WEIGHTS,
     device: str = DEVICE,
@@ -96,6 +97,8 @@ def video(
     frames: str | None = typer.Option(
         None, "--frames", help="Frames to process, START:END[:STEP] (Python slice; e.g. 0:300:5)."),
     fmt: str = FORMAT,
+    realtime: bool = typer.Option(
+        False, "--realtime", help="Live sources: drop frames when processing falls behind."),
     quiet: bool = QUIET,
     peak_threshold: float = PEAK,
     smoothing_sigma: float = SIGMA,
@@ -114,7 +117,8 @@ def video(
     frame_range = parse_frame_range(frames) if frames is not None else None
     _check_format(fmt)
     check_output_path(out)
-    with VideoReader(input, batch_size, frame_range) as reader:  # bad input fails first
+    with VideoReader(input, batch_size, frame_range, realtime=realtime,
+                     on_warning=_warn) as reader:  # bad input fails before the model loads
         model = load_model(weights, device)
         estimator = Estimator(model, net_height, params, _warn)
         sink = open_sink(fmt, out)
@@ -122,8 +126,8 @@ def video(
             with _progress(quiet) as progress:
                 progress.start(selected_count(frame_range, reader.info.frame_count))
                 run = process_video(reader, estimator, [sink], progress.advance)
-            sink.finish(run_info(model, estimator, _source(reader.info), run.frames_processed,
-                                 run.complete, {"frames": frames}))
+            sink.finish(run_info(model, estimator, _source(reader), run.frames_processed,
+                                 run.complete, {"frames": frames, "realtime": realtime}))
         except BaseException:
             sink.discard()
             raise
@@ -132,9 +136,12 @@ def video(
                           "marked incomplete")
 
 
-def _source(info: VideoInfo) -> dict[str, object]:
+def _source(reader: VideoReader) -> dict[str, object]:
+    """The input's description for ``info.source``, with what decoding had to skip."""
+    info = reader.info
     return {"path": info.path, "width": info.width, "height": info.height, "fps": info.fps,
-            "frame_count": info.frame_count, "rotation": info.rotation, "codec": info.codec}
+            "frame_count": info.frame_count, "rotation": info.rotation, "codec": info.codec,
+            "skipped_packets": reader.skipped_packets, "dropped_frames": reader.dropped_frames}
 
 
 @app.command()
@@ -215,14 +222,14 @@ def batch(
     with _progress(quiet, files=len(jobs)) as progress:
         def run_one(job: Job) -> tuple[int, int]:
             job.output.parent.mkdir(parents=True, exist_ok=True)
-            with VideoReader(str(job.source), batch_size) as reader:
+            with VideoReader(str(job.source), batch_size, on_warning=_warn) as reader:
                 sink = open_sink(fmt, job.output)
                 counter = _PeopleCounter()
                 try:
                     run = process_video(reader, estimator, [sink, counter], progress.advance)
                     if not run.complete:
                         raise KeyboardInterrupt
-                    sink.finish(run_info(model, estimator, _source(reader.info),
+                    sink.finish(run_info(model, estimator, _source(reader),
                                          run.frames_processed))
                 except BaseException:
                     sink.discard()

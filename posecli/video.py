@@ -5,6 +5,11 @@ that feeds a bounded queue, so memory stays flat however long the video is.
 Images come out upright: the display-matrix rotation of the stream is applied to
 the pixels.  Every problem with the input is raised as a one-line ``InputError``;
 a bad ``--frames`` value as a ``UsageError``.
+
+Besides files, a video can come from stdin (``-``), a V4L2 camera (``/dev/video0``)
+or a stream URL (``rtsp://``, ``http(s)://``, ``udp://``, ``tcp://``...).  A packet
+that fails to decode is skipped (and reported) instead of ending the read, unless
+more than ``MAX_CORRUPT_IN_A_ROW`` fail in a row.
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ import os
 import queue
 import re
 import threading
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +35,7 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
 __all__ = [
+    "MAX_CORRUPT_IN_A_ROW",
     "FrameBatch",
     "VideoInfo",
     "VideoReader",
@@ -48,6 +55,18 @@ _FRAME_RANGE = re.compile(r"^\s*(-?\d+)?\s*:\s*(-?\d+)?\s*(?::\s*(-?\d+)?\s*)?$"
 _POLL_S = 0.05
 # How long close() waits for the decoding thread to finish its current frame.
 _JOIN_S = 10.0
+# Network streams: seconds to wait for the connection, and for data once connected.
+_OPEN_TIMEOUT_S = 20.0
+_READ_TIMEOUT_S = 30.0
+
+# Most packets remembered as given to the decoder and not yet out (its delay is less).
+_MAX_PENDING = 64
+# More corrupt packets than this in a row and the input is unreadable, not damaged.
+MAX_CORRUPT_IN_A_ROW = 100
+
+_STDIN = "-"
+# V4L2 camera devices (and their stable names under /dev/v4l/by-id, by-path).
+_CAMERA_PREFIX = ("/dev/video", "/dev/v4l/")
 
 
 @dataclass(frozen=True)
@@ -111,16 +130,18 @@ def parse_frame_range(text: str) -> slice:
 
 
 def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
-    """Open a video file or stream URL and describe its first video stream.
+    """Open a video file, stream URL, camera or stdin (``-``) and describe its first
+    video stream.
 
     The first frame is decoded to learn the rotation, so a video whose frames
-    cannot be decoded at all fails here.
+    cannot be decoded at all fails here. Probing stdin consumes what it reads.
 
     Raises:
         InputError: missing file, directory, empty file, not a video, no video
-            stream, or the first frame cannot be decoded.
+            stream, stdin is a terminal, the stream cannot be opened, or more than
+            ``MAX_CORRUPT_IN_A_ROW`` packets in a row fail to decode.
     """
-    container, _, info = _open_video(path)
+    container, _, _, info = _open_video(path)
     container.close()
     return info
 
@@ -133,7 +154,7 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     Raises:
         InputError: missing file, directory, empty file, or not an image.
     """
-    source = _check_source(path)
+    source = _check_file(os.fspath(path))
     try:
         with av.open(source) as container:
             if not container.streams.video:
@@ -155,28 +176,55 @@ class VideoReader:
             print(reader.info.width, reader.info.height)
             for batch in reader:
                 ...  # batch.images: (N, H, W, 3) uint8
+            print(reader.skipped_packets, reader.dropped_frames)
 
     Leaving the ``with`` block (normally, by ``break`` or by an exception) stops the
     decoding thread and closes the file. Breaking out of a bare ``for`` loop also
     cleans up once the loop's iterator is released.
 
     The thread decodes ahead of the consumer by at most ``queue_size`` batches, then
-    blocks. Only frames whose index is in ``frames`` are converted to RGB, and
-    decoding stops at the first index past the end of the range.
+    blocks (or, with ``realtime``, drops the oldest queued batch). Only frames whose
+    index is in ``frames`` are converted to RGB, and decoding stops at the first
+    index past the end of the range.
+
+    A packet that fails to decode is skipped: it is counted in ``skipped_packets``
+    and reported through ``on_warning``; the frame it held keeps its index, so later
+    frames keep theirs (indices then have a gap). More than ``MAX_CORRUPT_IN_A_ROW``
+    failures in a row raise ``InputError``. FFmpeg conceals many errors itself
+    (damaged frames still decode; a container that lost bytes resyncs and drops
+    what it cannot parse), so a damaged file may also just yield fewer frames.
 
     Args:
-        path: Video file path, or a URL (anything containing ``://``) PyAV can open.
+        path: Video file path; ``"-"`` for a video stream on stdin (format
+            detected from its content); a camera device ``/dev/videoN`` or
+            ``/dev/v4l/...`` (V4L2);
+            or a URL (anything containing ``://``: ``rtsp://`` over TCP,
+            ``http(s)://``, ``udp://``, ``tcp://``...). Stdin, cameras and most
+            streams have no frame count.
         batch_size: Most frames per batch (>= 1). A batch is cut short at the end
             and where the frame size changes.
         frames: Which frame indices to yield (Python slice semantics, step > 0);
             None for all.
         queue_size: Most decoded batches waiting for the consumer (>= 1).
+        realtime: Never make the decoding thread wait for the consumer: when the
+            queue is full the oldest queued batch is dropped, so the consumer gets
+            the most recent frames (for live sources). Dropped frames are counted
+            in ``dropped_frames``; yielded indices still increase.
+        on_warning: Called with a one-line message (``"SOURCE: skipped ..."``) for each
+            skipped packet, from the thread that creates or iterates the reader
+            (never from the decoding thread), just before the next batch.
+
+    Attributes:
+        info: The ``VideoInfo`` of the input.
+        skipped_packets: (read-only) Packets skipped because they failed to decode.
+        dropped_frames: Selected frames decoded but dropped in ``realtime`` mode.
 
     Raises:
-        InputError: when opening (see ``probe_video``) or, during iteration, when a
-            frame cannot be decoded.
+        InputError: when opening (see ``probe_video``) or, during iteration, when
+            the input cannot be read any more (e.g. more than
+            ``MAX_CORRUPT_IN_A_ROW`` corrupt packets in a row, or a network error).
         UsageError: ``frames`` has a negative START/END and the frame count cannot
-            be found, or a step <= 0.
+            be found (always so for stdin, cameras and streams), or a step <= 0.
     """
 
     def __init__(
@@ -186,21 +234,34 @@ class VideoReader:
         frames: slice | None = None,
         *,
         queue_size: int = 4,
+        realtime: bool = False,
+        on_warning: Callable[[str], None] | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if queue_size < 1:
             raise ValueError(f"queue_size must be >= 1, got {queue_size}")
         self.batch_size = batch_size
+        self.realtime = realtime
+        self.dropped_frames = 0
+        self._on_warning = on_warning
+        self._warnings: deque[str] = deque()
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._container, self._frames, self.info = _open_video(path)
+        warn = self._warnings.append if on_warning is not None else None
+        self._container, self._decoder, self._frames, self.info = _open_video(path, warn)
         try:
             self._start, self._stop_index, self._step = self._resolve(frames)
+            self._report_warnings()
         except BaseException:
             self._container.close()
             raise
+
+    @property
+    def skipped_packets(self) -> int:
+        """Packets skipped so far because they failed to decode (final once iterated)."""
+        return self._decoder.skipped
 
     def __enter__(self) -> Self:
         return self
@@ -219,6 +280,7 @@ class VideoReader:
         try:
             while True:
                 item = self._queue.get()
+                self._report_warnings()
                 if item is None:
                     return
                 if isinstance(item, BaseException):
@@ -235,6 +297,13 @@ class VideoReader:
         else:
             self._thread.join(_JOIN_S)
 
+    def _report_warnings(self) -> None:
+        """Pass the warnings the decoder queued to ``on_warning``, in order."""
+        while self._warnings:
+            message = self._warnings.popleft()
+            if self._on_warning is not None:
+                self._on_warning(message)
+
     def _resolve(self, frames: slice | None) -> tuple[int, int | None, int]:
         """Turn ``frames`` into (start >= 0, stop >= 0 or None for no end, step > 0)."""
         if frames is None:
@@ -249,7 +318,7 @@ class VideoReader:
         if not count:
             raise UsageError(
                 f"--frames with a negative START or END needs the frame count, "
-                f"which is unknown for {self.info.path}"
+                f"which is unknown for {_name(self.info.path)}"
             )
         self.info = replace(self.info, frame_count=count)
         return frames.indices(count)
@@ -258,11 +327,13 @@ class VideoReader:
         """Thread body: decode, convert and queue batches, then None (or the error)."""
         try:
             for batch in self._batches():
-                if not self._put(batch):
+                if self.realtime:
+                    self._put_latest(batch)
+                elif not self._put(batch):
                     return
             self._put(None)
         except _AV_ERRORS as exc:
-            self._put(InputError(f"cannot decode {self.info.path}: {_reason(exc)}"))
+            self._put(InputError(f"cannot decode {_name(self.info.path)}: {_reason(exc)}"))
         except Exception as exc:
             self._put(exc)
         finally:
@@ -278,18 +349,42 @@ class VideoReader:
             return True
         return False
 
+    def _put_latest(self, batch: FrameBatch) -> None:
+        """Queue a batch without waiting: while the queue is full, drop its oldest batch.
+
+        Only this thread puts, and the consumer only takes, so after taking one out
+        there is room; the end marker and errors go through ``_put`` after the last
+        batch, so what is dropped here is always a batch.
+        """
+        while True:
+            try:
+                self._queue.put_nowait(batch)
+            except queue.Full:
+                try:
+                    oldest = self._queue.get_nowait()
+                except queue.Empty:
+                    continue
+                if isinstance(oldest, FrameBatch):
+                    self.dropped_frames += len(oldest.indices)
+                continue
+            return
+
     def _batches(self) -> Iterator[FrameBatch]:
         start, stop, step = self._start, self._stop_index, self._step
         fps = self.info.fps
-        stream_start = self._stream_start()
+        stream_start = self._decoder.stream_start
         images: list[np.ndarray] = []
         indices: list[int] = []
         times: list[float] = []
         if stop is not None and start >= stop:
             return
-        for index, frame in enumerate(self._frames):
+        index = -1
+        for frame in self._frames:
             if self._stop.is_set():
                 return
+            index += 1 + self._decoder.take_gap()
+            if stop is not None and index >= stop:
+                break  # skipped packets made the index jump past the range
             if index >= start and (index - start) % step == 0:
                 image = _to_rgb(frame)
                 if images and image.shape != images[0].shape:
@@ -309,13 +404,6 @@ class VideoReader:
         if images:
             yield _batch(images, indices, times)
 
-    def _stream_start(self) -> float:
-        """The video stream's start time in seconds (0 when unknown)."""
-        stream = self._container.streams.video[0]
-        if stream.start_time is None or stream.time_base is None:
-            return 0.0
-        return float(stream.start_time * stream.time_base)
-
 
 def read_batches(
     path: str | os.PathLike[str],
@@ -323,22 +411,167 @@ def read_batches(
     frames: slice | None = None,
     *,
     queue_size: int = 4,
+    realtime: bool = False,
+    on_warning: Callable[[str], None] | None = None,
 ) -> Iterator[FrameBatch]:
-    """Generator over the batches of ``VideoReader(path, batch_size, frames)``.
+    """Generator over the batches of ``VideoReader(path, batch_size, frames, ...)``.
 
     Opening errors are raised on the first ``next()``. The reader's thread is stopped
     when the generator finishes or is closed (explicitly, by ``with
     contextlib.closing(...)``, or when a ``for`` loop that broke out drops it).
     """
-    with VideoReader(path, batch_size, frames, queue_size=queue_size) as reader:
+    with VideoReader(
+        path, batch_size, frames, queue_size=queue_size, realtime=realtime, on_warning=on_warning
+    ) as reader:
         yield from reader
 
 
-def _check_source(path: str | os.PathLike[str]) -> str:
-    """Return the path as a string after checking a local file exists and is not empty."""
-    source = os.fspath(path)
-    if "://" in source:
-        return source
+def _decode(packet: av.Packet) -> list[av.VideoFrame]:
+    """Decode one packet (a separate function so tests can make it fail)."""
+    return packet.decode()
+
+
+class _PacketDecoder:
+    """Demux and decode one video stream packet by packet, skipping corrupt packets.
+
+    ``frames()`` runs in one thread at a time (the opener's, then the decoding
+    thread); ``skipped`` may be read from any thread.
+    """
+
+    def __init__(
+        self,
+        container: av.container.InputContainer,
+        stream: av.VideoStream,
+        source: str,
+        warn: Callable[[str], None] | None,
+    ) -> None:
+        self.skipped = 0
+        self._container = container
+        self._stream = stream
+        self._source = source
+        self._warn = warn
+        if stream.start_time is None or stream.time_base is None:
+            self.stream_start = 0.0
+        else:
+            self.stream_start = float(stream.start_time * stream.time_base)
+        self._last_time = 0.0
+        self._in_a_row = 0
+        # pts of the packets read whose frame has not come out (yet): about as many
+        # as the decoder's delay.
+        self._pending: list[int] = []
+        # Frames lost to skipped packets whose place in the frame order is not known
+        # yet (the error may show up a few packets late, with frame threading).
+        self._unplaced = 0
+        # Frames lost right before the frame last yielded.
+        self._gap = 0
+
+    def frames(self) -> Iterator[av.VideoFrame]:
+        """All decodable frames in display order (the decoder is flushed at the end).
+
+        Raises:
+            InputError: more than ``MAX_CORRUPT_IN_A_ROW`` failures in a row.
+            av.error.FFmpegError, OSError: a read error that is not corrupt data
+                (e.g. a network error).
+        """
+        packets = self._container.demux(self._stream)
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                return
+            except av.error.InvalidDataError as exc:
+                # The demuxer could not parse what it read: skip it and read on.
+                self._skip(None, exc)
+                packets = self._container.demux(self._stream)
+                continue
+            time = self._time(packet)
+            if packet.size and packet.pts is not None:
+                self._pending.append(packet.pts)
+                del self._pending[:-_MAX_PENDING]  # stays small even if pts never match
+            try:
+                frames = _decode(packet)
+            except av.error.FFmpegError as exc:
+                self._skip(packet, exc)
+                continue
+            if time is not None:
+                self._last_time = time
+            self._in_a_row = 0
+            for frame in frames:
+                self._place_lost(frame.pts)
+                yield frame
+
+    def take_gap(self) -> int:
+        """How many frames were lost (to skipped packets) right before the frame just
+        yielded by ``frames()``: the gap to leave in the frame indices."""
+        gap, self._gap = self._gap, 0
+        return gap
+
+    def _place_lost(self, pts: int | None) -> None:
+        """Account for the lost frames that come before a frame with this pts.
+
+        Frames come out in pts order, so packets read with a smaller pts whose frame
+        has not come out never will: as many of them as there are unplaced lost
+        frames are the lost ones. (A packet may also give no frame without an error,
+        e.g. a VP8 hidden frame; those leave no gap.)
+        """
+        if pts is None:
+            self._gap += self._unplaced
+            self._unplaced = 0
+            self._pending.clear()
+            return
+        earlier = sum(1 for p in self._pending if p < pts)
+        gap = min(earlier, self._unplaced)
+        self._gap += gap
+        self._unplaced -= gap
+        self._pending = [p for p in self._pending if p > pts]
+
+    def _skip(self, packet: av.Packet | None, exc: BaseException) -> None:
+        """Count and report a packet (or unparsable data) that is skipped."""
+        self._in_a_row += 1
+        if self._in_a_row > MAX_CORRUPT_IN_A_ROW:
+            raise InputError(
+                f"cannot decode {_name(self._source)}: more than {MAX_CORRUPT_IN_A_ROW} "
+                f"corrupt packets in a row ({_reason(exc)})"
+            )
+        self.skipped += 1
+        time = None if packet is None else self._time(packet)
+        if packet is not None and packet.size:
+            if packet.pts is None:
+                self._gap += 1  # no way to tell where: before the next frame
+            else:
+                self._unplaced += 1
+        if self._warn is not None:
+            where = f"at {time:.1f} s" if time is not None else f"after {self._last_time:.1f} s"
+            what = "corrupt packet" if packet is not None else "unreadable data"
+            self._warn(
+                f"{_name(self._source)}: skipped {what} {where} ({self.skipped} so far)"
+            )
+
+    def _time(self, packet: av.Packet) -> float | None:
+        """The packet's time in seconds from the start of the stream, if known."""
+        pts = packet.pts if packet.pts is not None else packet.dts
+        if pts is None or packet.time_base is None:
+            return None
+        return float(pts * packet.time_base) - self.stream_start
+
+
+def _name(source: str) -> str:
+    """How a source is named in messages."""
+    return "stdin" if source == _STDIN else source
+
+
+def _is_camera(source: str) -> bool:
+    """A V4L2 device path, opened with the ``v4l2`` format."""
+    return source.startswith(_CAMERA_PREFIX)
+
+
+def _is_stream(source: str) -> bool:
+    """Stdin, a camera or a URL: an input that cannot be read twice."""
+    return source == _STDIN or _is_camera(source) or "://" in source
+
+
+def _check_file(source: str) -> str:
+    """Return the path after checking the file exists, is not a directory nor empty."""
     file = Path(source)
     if not file.exists():
         raise InputError(f"input not found: {source}")
@@ -349,29 +582,70 @@ def _check_source(path: str | os.PathLike[str]) -> str:
     return source
 
 
+def _check_source(path: str | os.PathLike[str]) -> str:
+    """Return the video source as a string after the checks that can be made before
+    opening it: a local file exists and is not empty, a camera exists, stdin is not
+    a terminal."""
+    source = os.fspath(path)
+    if source == _STDIN:
+        if os.isatty(0):
+            raise InputError(
+                "no video on stdin: it is a terminal (pipe a video in, "
+                "e.g. `cat in.ts | posecli video - ...`)"
+            )
+        return source
+    if "://" in source:
+        return source
+    if _is_camera(source):
+        if not os.path.exists(source):
+            raise InputError(f"camera not found: {source}")
+        return source
+    return _check_file(source)
+
+
+def _open_args(source: str) -> tuple[str, dict[str, object]]:
+    """What to pass to ``av.open`` for a source: the file or URL, and keyword arguments."""
+    if source == _STDIN:
+        return "pipe:0", {}
+    if _is_camera(source):
+        return source, {"format": "v4l2"}
+    if "://" not in source:
+        return source, {}
+    kwargs: dict[str, object] = {"timeout": (_OPEN_TIMEOUT_S, _READ_TIMEOUT_S)}
+    if source.split("://", 1)[0].lower() in ("rtsp", "rtsps"):
+        kwargs["options"] = {"rtsp_transport": "tcp"}
+    return source, kwargs
+
+
 def _open_video(
     path: str | os.PathLike[str],
-) -> tuple[av.container.InputContainer, Iterator[av.VideoFrame], VideoInfo]:
+    warn: Callable[[str], None] | None = None,
+) -> tuple[av.container.InputContainer, _PacketDecoder, Iterator[av.VideoFrame], VideoInfo]:
     """Open a video, decode its first frame and describe it.
 
-    Returns the open container, an iterator over all its decoded video frames
-    (starting with the first one, already decoded) and the VideoInfo.
+    Returns the open container, its packet decoder, an iterator over all its
+    decoded video frames (starting with the first one, already decoded) and the
+    VideoInfo. ``warn`` receives a message for each skipped packet.
     """
     source = _check_source(path)
+    target, kwargs = _open_args(source)
     try:
-        container = av.open(source)
-    except _AV_ERRORS as exc:
+        container = av.open(target, **kwargs)
+    except (*_AV_ERRORS, ValueError) as exc:
+        if _is_stream(source):
+            raise InputError(f"cannot open {_name(source)} ({_reason(exc)})") from None
         raise InputError(f"not a video file: {source} ({_reason(exc)})") from None
     try:
         if not container.streams.video:
-            raise InputError(f"no video stream in {source}")
+            raise InputError(f"no video stream in {_name(source)}")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        decoded = container.decode(stream)
+        decoder = _PacketDecoder(container, stream, source, warn)
+        decoded = decoder.frames()
         first = next(decoded, None)
     except _AV_ERRORS as exc:
         container.close()
-        raise InputError(f"cannot decode {source}: {_reason(exc)}") from None
+        raise InputError(f"cannot decode {_name(source)}: {_reason(exc)}") from None
     except BaseException:
         container.close()
         raise
@@ -398,12 +672,13 @@ def _open_video(
         duration=duration,
     )
     frames = decoded if first is None else itertools.chain([first], decoded)
-    return container, frames, info
+    return container, decoder, frames, info
 
 
 def _count_frames(source: str) -> int | None:
-    """Count the video packets of a file without decoding; None for streams or on error."""
-    if "://" in source:
+    """Count the video packets of a file without decoding; None for stdin, cameras,
+    streams, or on error."""
+    if _is_stream(source):
         return None
     try:
         with av.open(source) as container:
