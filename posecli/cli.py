@@ -39,10 +39,11 @@ from .pipeline import (
     Estimator,
     load_model,
     process_images,
-    process_video,
     run_info,
+    run_video_to_sinks,
     selected_count,
 )
+from .render import RenderSink
 from .sinks import OUTPUT_FORMATS, Sink, open_sink
 from .video import FrameBatch, VideoReader, parse_frame_range, read_image
 
@@ -99,6 +100,8 @@ def video(
     fmt: str = FORMAT,
     realtime: bool = typer.Option(
         False, "--realtime", help="Live sources: drop frames when processing falls behind."),
+    render: Path | None = typer.Option(
+        None, "--render", help="Also write an MP4 of the frames with skeletons drawn."),
     quiet: bool = QUIET,
     peak_threshold: float = PEAK,
     smoothing_sigma: float = SIGMA,
@@ -117,31 +120,33 @@ def video(
     frame_range = parse_frame_range(frames) if frames is not None else None
     _check_format(fmt)
     check_output_path(out)
+    if render is not None:
+        check_output_path(render)
     with VideoReader(input, batch_size, frame_range, realtime=realtime,
                      on_warning=_warn) as reader:  # bad input fails before the model loads
         model = load_model(weights, device)
         estimator = Estimator(model, net_height, params, _warn)
-        sink = open_sink(fmt, out)
-        try:
-            with _progress(quiet) as progress:
-                progress.start(selected_count(frame_range, reader.info.frame_count))
-                run = process_video(reader, estimator, [sink], progress.advance)
-            sink.finish(run_info(model, estimator, _source(reader), run.frames_processed,
-                                 run.complete, {"frames": frames, "realtime": realtime}))
-        except BaseException:
-            sink.discard()
-            raise
+        sinks = _open_sinks(fmt, out, render, reader)
+        with _progress(quiet) as progress:
+            progress.start(selected_count(frame_range, reader.info.frame_count))
+            run = run_video_to_sinks(reader, model, estimator, sinks, progress.advance,
+                                     {"frames": frames, "realtime": realtime})
     if not run.complete:
         raise Interrupted(f"interrupted: {run.frames_processed} frames written to {out}, "
                           "marked incomplete")
 
 
-def _source(reader: VideoReader) -> dict[str, object]:
-    """The input's description for ``info.source``, with what decoding had to skip."""
-    info = reader.info
-    return {"path": info.path, "width": info.width, "height": info.height, "fps": info.fps,
-            "frame_count": info.frame_count, "rotation": info.rotation, "codec": info.codec,
-            "skipped_packets": reader.skipped_packets, "dropped_frames": reader.dropped_frames}
+def _open_sinks(fmt: str, out: str | Path, render: Path | None,
+                reader: VideoReader) -> list[Sink]:
+    """The output sink, plus the annotated-video sink when asked for."""
+    sink = open_sink(fmt, out)
+    if render is None:
+        return [sink]
+    try:
+        return [sink, RenderSink(render, reader.info)]
+    except BaseException:
+        sink.discard()
+        raise
 
 
 @app.command()
@@ -192,6 +197,8 @@ def batch(
         False, "--skip-existing", help="Skip inputs whose complete output already exists."),
     manifest: Path | None = typer.Option(
         None, "--manifest", help="Where to write the manifest (default OUT_DIR/manifest.json)."),
+    render_dir: Path | None = typer.Option(
+        None, "--render-dir", help="Also write an annotated MP4 per input, mirrored here."),
     weights: str | None = WEIGHTS,
     device: str = DEVICE,
     batch_size: int = BATCH,
@@ -213,8 +220,10 @@ def batch(
     params = _params(smoothing_sigma, peak_threshold, paf_samples, paf_threshold,
                      paf_min_fraction, min_parts, min_score)
     _check_format(fmt)
-    jobs = plan_jobs(inputs, out_dir, ".jsonl" if fmt == "jsonl" else ".json")
+    jobs = plan_jobs(inputs, out_dir, ".jsonl" if fmt == "jsonl" else ".json", render_dir)
     prepare_dir(out_dir)
+    if render_dir is not None:
+        prepare_dir(render_dir)
     model = load_model(weights, device)
     estimator = Estimator(model, net_height, params, _warn)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -222,18 +231,13 @@ def batch(
     with _progress(quiet, files=len(jobs)) as progress:
         def run_one(job: Job) -> tuple[int, int]:
             job.output.parent.mkdir(parents=True, exist_ok=True)
+            if job.render is not None:
+                job.render.parent.mkdir(parents=True, exist_ok=True)
             with VideoReader(str(job.source), batch_size, on_warning=_warn) as reader:
-                sink = open_sink(fmt, job.output)
                 counter = _PeopleCounter()
-                try:
-                    run = process_video(reader, estimator, [sink, counter], progress.advance)
-                    if not run.complete:
-                        raise KeyboardInterrupt
-                    sink.finish(run_info(model, estimator, _source(reader),
-                                         run.frames_processed))
-                except BaseException:
-                    sink.discard()
-                    raise
+                sinks = [*_open_sinks(fmt, job.output, job.render, reader), counter]
+                run = run_video_to_sinks(reader, model, estimator, sinks, progress.advance,
+                                         keep_incomplete=False)
             return run.frames_processed, counter.people
 
         def done(result: JobResult) -> None:

@@ -189,6 +189,39 @@ def process_video(reader: VideoReader, estimator: Estimator, sinks: Sequence[Sin
     return VideoRun(reader.info, done, complete=True)
 
 
+def run_video_to_sinks(reader: VideoReader, model: PoseModel, estimator: Estimator,
+                       sinks: Sequence[Sink], on_batch: Callable[[int], None] = lambda n: None,
+                       options: dict[str, Any] | None = None,
+                       keep_incomplete: bool = True) -> VideoRun:
+    """process_video, then finish every sink with the run's info block.
+
+    An interrupted run is finished as incomplete when ``keep_incomplete``, else
+    its outputs are discarded and KeyboardInterrupt propagates. On any error
+    every sink discards its output, so nothing partial is left behind.
+    """
+    try:
+        run = process_video(reader, estimator, sinks, on_batch)
+        if not (run.complete or keep_incomplete):
+            raise KeyboardInterrupt
+        info = run_info(model, estimator, source_info(reader), run.frames_processed,
+                        run.complete, options)
+        for sink in sinks:
+            sink.finish(info)
+    except BaseException:
+        for sink in sinks:
+            sink.discard()
+        raise
+    return run
+
+
+def source_info(reader: VideoReader) -> dict[str, Any]:
+    """The input's description for ``info.source``, with what decoding had to skip."""
+    info = reader.info
+    return {"path": info.path, "width": info.width, "height": info.height, "fps": info.fps,
+            "frame_count": info.frame_count, "rotation": info.rotation, "codec": info.codec,
+            "skipped_packets": reader.skipped_packets, "dropped_frames": reader.dropped_frames}
+
+
 def selected_count(frames: slice | None, frame_count: int | None) -> int | None:
     """How many frames a --frames slice selects from ``frame_count`` (None if unknown)."""
     if frame_count is None:

@@ -123,3 +123,14 @@ def test_input_that_matches_nothing(tree, tiny_weights, capsys):
     code, _, err = run_cli(["batch", "nothing/*.mp4", "--out-dir", "out", "--weights",
                             tiny_weights], capsys)
     assert_one_line_error(code, err, "input not found")
+
+
+def test_render_dir_mirrors_tree(tree, tiny_weights, capsys):
+    import av
+
+    code, _, err = run_cli(["batch", "videos/a", "--out-dir", "out", "--render-dir", "renders",
+                            "--weights", tiny_weights, "--net-height", 64], capsys)
+    assert code == 0, err
+    for name, frames in (("videos/a/one.mp4", 3), ("videos/a/b/two.mp4", 2)):
+        with av.open(str(tree / "renders" / name)) as container:
+            assert sum(1 for _ in container.decode(video=0)) == frames

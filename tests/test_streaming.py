@@ -91,3 +91,26 @@ def test_signal_stops_a_real_process(signum, tmp_path, tiny_weights):
     lines = [first, *rest.splitlines()]
     indices = [orjson.loads(line)["frame_index"] for line in lines]
     assert indices == list(range(len(indices))) and len(indices) < 400
+
+
+def test_video_render_writes_playable_mp4(tmp_path, tiny_weights, small_video, capsys):
+    import av
+
+    out, render = tmp_path / "poses.json", tmp_path / "poses.mp4"
+    code, _, err = run_cli(["video", small_video, "--weights", tiny_weights, "--out", out,
+                            "--render", render, "--net-height", 64, "--frames", "1:5"], capsys)
+    assert code == 0, err
+    with av.open(str(render)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264"
+        times = [frame.time for frame in container.decode(stream)]
+    assert times == pytest.approx([0.1, 0.2, 0.3, 0.4], abs=1e-3)
+    assert not list(tmp_path.glob(".*part*"))
+
+
+def test_render_to_missing_folder_fails_first(tmp_path, tiny_weights, small_video, capsys):
+    out = tmp_path / "poses.json"
+    code, _, err = run_cli(["video", small_video, "--weights", tiny_weights, "--out", out,
+                            "--render", tmp_path / "nope" / "x.mp4"], capsys)
+    assert code == 1 and "output folder does not exist" in err
+    assert not out.exists()
