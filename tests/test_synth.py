@@ -283,3 +283,26 @@ def test_png_round_trip():
     with av.open(io.BytesIO(data)) as container:
         decoded = next(container.decode(video=0)).to_ndarray(format="rgb24")
     np.testing.assert_array_equal(decoded, image)
+
+
+def test_synth_command(tmp_path, capsys):
+    from posecli.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["synth", str(tmp_path / "data"), "--images", "3", "--videos", "1",
+              "--video-frames", "4", "--width", "96", "--height", "64", "--seed", "5"])
+    assert exit_info.value.code == 0
+    assert "wrote 3 images" in capsys.readouterr().err
+    coco = COCO(str(tmp_path / "data" / "annotations.json"))
+    assert len(coco.getImgIds()) == 3
+    assert (tmp_path / "data" / "videos" / "clip_000.mp4").is_file()
+
+
+def test_synth_command_bad_option(tmp_path, capsys):
+    from posecli.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["synth", str(tmp_path / "data"), "--min-people", "5", "--max-people", "2"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "data").exists()
