@@ -32,7 +32,10 @@ def assemble(connections: Connections, peak_scores: np.ndarray,
         owners = np.nonzero((people[:, part_a] == peak_a) | (people[:, part_b] == peak_b))[0]
         if owners.size == 1 or (owners.size >= 2 and _overlap(people, owners[:2])):
             person = people[owners[0]]
-            if person[part_b] != peak_b:
+            # The reference only skips a part B the person already holds when one
+            # person owns the limb; with two overlapping owners it always adds it
+            # (counting it again), which changes the count, score and filter.
+            if owners.size >= 2 or person[part_b] != peak_b:
                 person[part_b] = peak_b
                 person[COUNT] += 1
                 person[TOTAL] += peak_scores[peak_b] + limb_score
