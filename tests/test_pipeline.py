@@ -55,7 +55,7 @@ def test_out_of_memory_splits_batches(tiny_model):
     tiny_model.network.predict = predict
     warnings = []
     estimator = Estimator(tiny_model, 64, on_warning=warnings.append)
-    frames = np.zeros((8, 40, 56, 3), np.uint8)
+    frames = np.random.default_rng(0).integers(0, 255, (8, 40, 56, 3), dtype=np.uint8)
     assert len(estimator(frames)) == 8
     assert sizes == [8, 4, 2, 2, 2, 2]
     assert estimator.max_batch == 2 and len(warnings) == 2
