@@ -29,6 +29,7 @@ from rich.text import Text
 from . import __version__
 from .batch import MANIFEST_NAME, Job, JobResult, plan_jobs, prepare_dir, run_jobs, write_manifest
 from .cli_compare import register as register_compare
+from .cli_train import register as register_train
 from .cli_weights import weights_app
 from .errors import Interrupted, PoseCliError, UsageError
 from .formats import FrameResult, check_output_path
@@ -57,6 +58,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(weights_app, name="weights")
+register_train(app)
 register_compare(app)
 
 _DEFAULTS = ParseParams()

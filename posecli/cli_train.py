@@ -1,0 +1,274 @@
+"""``posecli train`` and ``posecli eval``: train the body model, score it on COCO data.
+
+Registered on the main app by :func:`register`. Errors are PoseCliError
+subclasses, which the main CLI prints as one line with their exit code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import orjson
+import typer
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .errors import UsageError
+from .model import ModelConfig
+
+_MODEL = ModelConfig()
+
+#: CLI parameter -> TrainOptions field, for the options a resume may override.
+_OPTION_FIELDS = {
+    "images": "images", "annotations": "annotations", "out": "out", "steps": "steps",
+    "batch_size": "batch_size", "lr": "lr", "optimizer": "optimizer", "momentum": "momentum",
+    "weight_decay": "weight_decay", "warmup_steps": "warmup_steps", "schedule": "schedule",
+    "clip_grad": "clip_grad", "amp": "amp", "checkpoint_every": "checkpoint_every",
+    "log_every": "log_every", "crop": "crop", "num_workers": "num_workers", "seed": "seed",
+    "device": "device", "threads": "threads", "vgg": "vgg", "sigma": "sigma",
+    "limb_width": "limb_width",
+}
+_AUGMENT_FIELDS = {
+    "augment": "enabled", "target_height": "target_height", "max_rotation": "max_rotation",
+    "flip_prob": "flip_prob", "center_jitter": "center_jitter",
+}
+_MODEL_PARAMS = ("stages", "width", "vgg_widths", "cpm_widths", "stage1_width",
+                 "stage1_hidden", "refine_width", "refine_kernel")
+
+
+def _widths(text: str | None, count: int, name: str) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != count or any(v < 1 for v in values):
+        raise UsageError(f"bad {name} {text!r}: expected {count} comma-separated positive "
+                         "integers")
+    return values
+
+
+def model_config(stages: int, width: float, vgg_widths: str | None, cpm_widths: str | None,
+                 stage1_width: int | None, stage1_hidden: int | None,
+                 refine_width: int | None, refine_kernel: int) -> ModelConfig:
+    """A ModelConfig: every default width times ``width``, then explicit widths."""
+    if width <= 0:
+        raise UsageError(f"bad --width {width}: expected a positive multiplier")
+
+    def scaled(value: int) -> int:
+        return max(1, round(value * width))
+
+    try:
+        return ModelConfig(
+            stages=stages,
+            vgg_widths=_widths(vgg_widths, 4, "--vgg-widths")
+            or tuple(scaled(v) for v in _MODEL.vgg_widths),
+            cpm_widths=_widths(cpm_widths, 2, "--cpm-widths")
+            or tuple(scaled(v) for v in _MODEL.cpm_widths),
+            stage1_width=stage1_width or scaled(_MODEL.stage1_width),
+            stage1_hidden=stage1_hidden or scaled(_MODEL.stage1_hidden),
+            refine_width=refine_width or scaled(_MODEL.refine_width),
+            refine_kernel=refine_kernel,
+        )
+    except ValueError as exc:
+        raise UsageError(f"bad model size: {exc}") from None
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+
+
+def train_command(
+    ctx: typer.Context,
+    images: str | None = typer.Option(None, "--images", help="Folder of the training images."),
+    annotations: str | None = typer.Option(
+        None, "--annotations", help="COCO person keypoints annotation file (JSON)."),
+    out: str | None = typer.Option(
+        None, "--out", "-o", help="Output folder for checkpoints and train_log.csv."),
+    steps: int = typer.Option(1000, "--steps", help="Train until this many optimizer steps."),
+    batch_size: int = typer.Option(8, "--batch-size", help="Images per step (per process)."),
+    lr: float = typer.Option(1e-4, "--lr", help="Base learning rate."),
+    optimizer: str = typer.Option("adam", "--optimizer", help="adam or sgd (with momentum)."),
+    momentum: float = typer.Option(0.9, "--momentum", help="SGD momentum."),
+    weight_decay: float = typer.Option(0.0, "--weight-decay", help="L2 weight decay."),
+    warmup_steps: int = typer.Option(0, "--warmup-steps", help="Linear learning-rate warm-up."),
+    schedule: str = typer.Option("constant", "--schedule",
+                                 help="After warm-up: constant or cosine (to 0 at --steps)."),
+    clip_grad: float = typer.Option(0.0, "--clip-grad", help="Max gradient norm (0 = off)."),
+    amp: bool = typer.Option(False, "--amp", help="bf16 autocast (CUDA; CPU only if it has bf16)."),
+    checkpoint_every: int = typer.Option(500, "--checkpoint-every",
+                                         help="Write ckpt_NNNNNN.pt and last.pt every N steps."),
+    log_every: int = typer.Option(1, "--log-every", help="CSV log row every N steps."),
+    crop: int = typer.Option(368, "--crop", help="Training crop size in pixels (multiple of 8)."),
+    num_workers: int = typer.Option(2, "--num-workers", help="DataLoader worker processes."),
+    seed: int = typer.Option(0, "--seed", help="Seed of initialisation, order and augmentation."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    threads: int = typer.Option(0, "--threads",
+                                help="CPU threads for the model (0 = torch's default)."),
+    vgg: str | None = typer.Option(
+        None, "--vgg", help="torchvision vgg19 state dict to initialise conv1_1..conv4_2."),
+    resume: str | None = typer.Option(
+        None, "--resume", help="Continue a run from its checkpoint (options given here "
+        "override the checkpoint's)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    stages: int = typer.Option(_MODEL.stages, "--stages", help="Number of stages."),
+    width: float = typer.Option(1.0, "--width", help="Multiplier of every default width."),
+    vgg_widths: str | None = typer.Option(None, "--vgg-widths", help="4 VGG block widths."),
+    cpm_widths: str | None = typer.Option(None, "--cpm-widths", help="2 CPM widths."),
+    stage1_width: int | None = typer.Option(None, "--stage1-width", help="Stage 1 width."),
+    stage1_hidden: int | None = typer.Option(None, "--stage1-hidden",
+                                             help="Stage 1 1x1 hidden width."),
+    refine_width: int | None = typer.Option(None, "--refine-width",
+                                            help="Refinement stage width."),
+    refine_kernel: int = typer.Option(_MODEL.refine_kernel, "--refine-kernel",
+                                      help="Refinement kernel size (odd)."),
+    scale_min: float = typer.Option(0.5, "--scale-min", help="Random scale range, low."),
+    scale_max: float = typer.Option(1.1, "--scale-max", help="Random scale range, high."),
+    target_height: float = typer.Option(
+        0.6, "--target-height", help="Person height / crop size at scale 1."),
+    max_rotation: float = typer.Option(40.0, "--max-rotation", help="Random rotation, degrees."),
+    flip_prob: float = typer.Option(0.5, "--flip-prob", help="Horizontal flip probability."),
+    center_jitter: float = typer.Option(40.0, "--center-jitter",
+                                        help="Random crop centre offset, pixels."),
+    augment: bool = typer.Option(True, "--augment/--no-augment", help="Random augmentation."),
+    sigma: float = typer.Option(7.0, "--sigma", help="Heatmap Gaussian sigma, pixels."),
+    limb_width: float = typer.Option(8.0, "--limb-width",
+                                     help="PAF half width around a limb, pixels."),
+) -> None:
+    """Train the CPM/PAF body model on a COCO-format keypoints dataset.
+
+    Example: posecli train --images data/images --annotations data/annotations.json
+    --out runs/demo --width 0.25 --stages 3 --crop 184 --steps 2000
+    """
+    from .train.dataset import Augment
+    from .train.loop import TrainOptions, options_from_checkpoint, summary, train
+
+    config = model_config(stages, width, vgg_widths, cpm_widths, stage1_width, stage1_hidden,
+                          refine_width, refine_kernel)
+    values = {"images": images, "annotations": annotations, "out": out, "steps": steps,
+              "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "momentum": momentum,
+              "weight_decay": weight_decay, "warmup_steps": warmup_steps,
+              "schedule": schedule, "clip_grad": clip_grad, "amp": amp,
+              "checkpoint_every": checkpoint_every, "log_every": log_every, "crop": crop,
+              "num_workers": num_workers, "seed": seed, "device": device, "threads": threads,
+              "vgg": vgg,
+              "sigma": sigma, "limb_width": limb_width}
+    augment_values = {"enabled": augment, "target_height": target_height,
+                      "max_rotation": max_rotation, "flip_prob": flip_prob,
+                      "center_jitter": center_jitter, "scale_range": (scale_min, scale_max)}
+    if resume is None:
+        missing = [f"--{n}" for n in ("images", "annotations", "out") if values[n] is None]
+        if missing:
+            raise UsageError(f"train needs {', '.join(missing)} (or --resume CHECKPOINT)")
+        options = TrainOptions(model=config, augment=Augment(**augment_values), **values)
+    else:
+        base = options_from_checkpoint(resume)
+        changes = {field: values[param] for param, field in _OPTION_FIELDS.items()
+                   if _given(ctx, param)}
+        augment_changes = {field: augment_values[field] for param, field in
+                           _AUGMENT_FIELDS.items() if _given(ctx, param)}
+        if _given(ctx, "scale_min") or _given(ctx, "scale_max"):
+            low, high = base.augment.scale_range
+            augment_changes["scale_range"] = (scale_min if _given(ctx, "scale_min") else low,
+                                              scale_max if _given(ctx, "scale_max") else high)
+        if any(_given(ctx, name) for name in _MODEL_PARAMS):
+            changes["model"] = config
+        options = dataclasses.replace(
+            base, augment=dataclasses.replace(base.augment, **augment_changes), **changes)
+    result = train(options, progress=not quiet)
+    if result.checkpoint is not None:
+        Console(stderr=True, highlight=False).print(summary(result), markup=False)
+
+
+@contextmanager
+def _eval_progress(quiet: bool) -> Iterator[tuple]:
+    if quiet or not sys.stderr.isatty():
+        yield (lambda total: None), (lambda: None)
+        return
+    columns = (TextColumn("images"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
+        task = progress.add_task("images", total=None)
+        yield ((lambda total: progress.update(task, total=total)),
+               (lambda: progress.advance(task)))
+
+
+def eval_command(
+    weights: str | None = typer.Option(
+        None, "--weights", "-w", help="Weights file (else $POSECLI_WEIGHTS, else the user cache)."),
+    images: str = typer.Option(..., "--images", help="Folder of the images."),
+    annotations: str = typer.Option(..., "--annotations",
+                                    help="COCO person keypoints ground truth (JSON)."),
+    scales: str = typer.Option("1.0", "--scales",
+                               help="Comma-separated scales of the net height, e.g. 1.0,0.5,1.5."),
+    flip: bool = typer.Option(False, "--flip", help="Also run mirrored images and average."),
+    net_height: int = typer.Option(368, "--net-height", help="Network input height at scale 1."),
+    out: str | None = typer.Option(None, "--out", "-o",
+                                   help="Write the detections as COCO results JSON."),
+    as_json: bool = typer.Option(False, "--json", help="Print the scores as JSON."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    max_images: int | None = typer.Option(None, "--max-images",
+                                          help="Only the first N images (by id)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    peak_threshold: float = typer.Option(0.1, "--peak-threshold",
+                                         help="Minimum smoothed heatmap value of a part peak."),
+    smoothing_sigma: float = typer.Option(3.0, "--smoothing-sigma",
+                                          help="Heatmap smoothing sigma (pixels)."),
+    paf_threshold: float = typer.Option(0.05, "--paf-threshold",
+                                        help="Minimum PAF projection per sample."),
+    paf_min_fraction: float = typer.Option(0.8, "--paf-min-fraction",
+                                           help="Fraction of samples that must support a limb."),
+    min_parts: int = typer.Option(4, "--min-parts", help="Minimum parts per person."),
+    min_score: float = typer.Option(0.4, "--min-score", help="Minimum mean score per person."),
+) -> None:
+    """Score a model on a COCO-format keypoints set (COCOeval AP/AR).
+
+    Example: posecli eval --weights runs/demo/last.pt --images val/images
+    --annotations val/annotations.json --scales 1.0,0.5 --flip --out results.json
+    """
+    from .evaluate import METRICS, evaluate, parse_scales
+    from .formats import check_output_path, write_json
+    from .parse import ParseParams
+    from .pipeline import load_model
+    from .preprocess import check_net_height
+
+    scale_values = parse_scales(scales)
+    for scale in scale_values:
+        check_net_height(round(scale * net_height))
+    params = ParseParams(smoothing_sigma=smoothing_sigma, peak_threshold=peak_threshold,
+                         paf_sample_threshold=paf_threshold, paf_min_fraction=paf_min_fraction,
+                         min_parts=min_parts, min_mean_score=min_score)
+    if out is not None:
+        check_output_path(out)
+    model = load_model(weights, device)
+    with _eval_progress(quiet) as (on_start, on_image):
+        evaluation = evaluate(model, annotations, images, net_height, scale_values, flip,
+                              params, max_images, on_start=on_start, on_image=on_image)
+    if out is not None:
+        write_json(evaluation.results, out)
+    if as_json:
+        document = {"stats": evaluation.stats, "images": evaluation.images,
+                    "detections": len(evaluation.results), "options": evaluation.options,
+                    "model": model.describe()}
+        sys.stdout.buffer.write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
+        sys.stdout.buffer.flush()
+        return
+    table = Table(title=f"COCO keypoints: {evaluation.images} images, "
+                        f"{len(evaluation.results)} detections", box=box.SIMPLE_HEAD,
+                  pad_edge=False, show_edge=False)
+    for name in METRICS:
+        table.add_column(name, justify="right")
+    table.add_row(*(f"{evaluation.stats[name]:.3f}" for name in METRICS))
+    Console(highlight=False).print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``train`` and ``eval`` to the posecli app."""
+    app.command("train")(train_command)
+    app.command("eval")(eval_command)
