@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from posecli.model import ModelConfig, PoseNet
+from posecli.synth import encode_png
 
 SHARED_MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 
@@ -38,6 +39,12 @@ def tiny_weights(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("weights") / "tiny_body_pose_model.pth"
     torch.save(PoseNet(TINY).state_dict(), path)
+    return path
+
+
+def save_png(image: np.ndarray, path: Path) -> Path:
+    """Write an H x W x 3 uint8 RGB array as a PNG (with the project's own encoder)."""
+    path.write_bytes(encode_png(np.ascontiguousarray(image)))
     return path
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import orjson
 import pytest
 import torch
+from conftest import save_png
 from pycocotools.coco import COCO
 
 from posecli.cli import main
@@ -86,8 +87,7 @@ def test_image_command(tmp_path, tiny_weights, capsys):
     paths = []
     for i, size in enumerate([(40, 56), (33, 47)]):
         path = tmp_path / f"img{i}.png"
-        frame = av.VideoFrame.from_ndarray(np.full((*size, 3), 100 + i, np.uint8), format="rgb24")
-        _save_png(frame, path)
+        save_png(np.full((*size, 3), 100 + i, np.uint8), path)
         paths.append(path)
     out = tmp_path / "images.json"
     code, _, err = run_cli(["image", *paths, "--weights", tiny_weights, "--out", out,
@@ -96,16 +96,6 @@ def test_image_command(tmp_path, tiny_weights, capsys):
     doc = orjson.loads(out.read_bytes())
     assert [(i["width"], i["height"]) for i in doc["images"]] == [(56, 40), (47, 33)]
     assert [i["file_name"] for i in doc["images"]] == [str(p) for p in paths]
-
-
-def _save_png(frame: av.VideoFrame, path: Path) -> None:
-    with av.open(str(path), "w", format="image2") as container:
-        stream = container.add_stream("png", rate=1)
-        stream.width, stream.height, stream.pix_fmt = frame.width, frame.height, "rgb24"
-        for packet in stream.encode(frame):
-            container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
 
 
 def test_shared_media_done_criteria(tmp_path, shared_media, capsys):

@@ -9,6 +9,7 @@ import numpy as np
 import orjson
 import pytest
 import torch
+from conftest import TINY, save_png
 from pycocotools.coco import COCO
 
 from posecli.cli import main
@@ -24,16 +25,13 @@ from posecli.evaluate import (
     people_to_results,
     score_results,
 )
-from posecli.model import ModelConfig, PoseNet
+from posecli.model import PoseNet
 from posecli.parse import Person
 from posecli.parse.resample import map_operators
 from posecli.pipeline import Estimator, PoseModel
 from posecli.preprocess import check_net_height
 from posecli.skeleton import COCO17_NAMES, COCO18_NAMES, LIMBS, NUM_PARTS, PAF_CHANNELS
 from posecli.train.targets import COCO17_FLIP, build_targets
-
-TINY = ModelConfig(stages=2, vgg_widths=(4, 4, 8, 8), cpm_widths=(8, 8), stage1_width=8,
-                   stage1_hidden=8, refine_width=8, refine_kernel=3)
 
 _POSE = np.array([
     (0.0, -0.42), (0.03, -0.45), (-0.03, -0.45), (0.06, -0.43), (-0.06, -0.43),
@@ -58,19 +56,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def save_png(image: np.ndarray, path: Path) -> None:
-    import av
-
-    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-    with av.open(str(path), "w", format="image2") as container:
-        stream = container.add_stream("png", rate=1)
-        stream.width, stream.height, stream.pix_fmt = frame.width, frame.height, "rgb24"
-        for packet in stream.encode(frame):
-            container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
 
 
 def ground_truth(people: dict[int, np.ndarray]) -> dict:

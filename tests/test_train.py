@@ -10,22 +10,19 @@ import socket
 from dataclasses import replace
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import torch
+from conftest import TINY, save_png
 
 from posecli.cli import main
 from posecli.errors import InputError, UsageError, WeightsError
-from posecli.model import ModelConfig, PoseNet
+from posecli.model import PoseNet
 from posecli.pipeline import Estimator, PoseModel
 from posecli.skeleton import COCO17_NAMES, COCO17_SKELETON
 from posecli.train import Augment, CocoPoseDataset, TrainOptions, load_vgg, loop, pose_loss, train
 from posecli.train.loop import VGG_LAYERS, options_from_checkpoint
 from posecli.weights import build_model, load_weights
-
-TINY = ModelConfig(stages=2, vgg_widths=(4, 4, 8, 8), cpm_widths=(8, 8), stage1_width=8,
-                   stage1_hidden=8, refine_width=8, refine_kernel=3)
 
 # A standing person, COCO-17 order, in units of the person's height around the box centre.
 _POSE = np.array([
@@ -34,18 +31,6 @@ _POSE = np.array([
     (-0.20, 0.03), (0.08, 0.02), (-0.08, 0.02), (0.09, 0.24), (-0.09, 0.24),
     (0.10, 0.46), (-0.10, 0.46),
 ])
-
-
-def save_png(image: np.ndarray, path: Path) -> None:
-    """Write an H x W x 3 uint8 RGB array as a PNG with PyAV."""
-    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-    with av.open(str(path), "w", format="image2") as container:
-        stream = container.add_stream("png", rate=1)
-        stream.width, stream.height, stream.pix_fmt = frame.width, frame.height, "rgb24"
-        for packet in stream.encode(frame):
-            container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
 
 
 def draw_person(image: np.ndarray, keypoints: np.ndarray, thickness: float) -> None:
