@@ -16,6 +16,7 @@ from .errors import UsageError, WeightsError
 from .model import ModelConfig
 from .weights import (
     CMU_BODY_URL,
+    builtin_models,
     default_weights_path,
     download,
     file_sha256,
@@ -78,7 +79,10 @@ def download_command(
 
 @weights_app.command("list")
 def list_command() -> None:
-    """List the files in the weights cache with size, format and SHA-256."""
+    """List the built-in models and the files in the weights cache (size, format, SHA-256)."""
+    for name, path in builtin_models().items():
+        typer.echo(f"{name} (built in, --weights {name})  {human_size(path.stat().st_size)}  "
+                   f"{_describe_file(path)}")
     folder = weights_dir()
     files = sorted(p for p in folder.iterdir()
                    if p.is_file() and not p.name.startswith(".")) if folder.is_dir() else []

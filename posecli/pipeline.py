@@ -58,12 +58,15 @@ class PoseModel:
 
     def describe(self) -> dict[str, Any]:
         """Provenance for output files: weights file, format, SHA-256, config."""
+        metadata = self.weights.metadata
         return {
             "weights": self.weights.path.name,
             "format": self.weights.format,
             "sha256": self.weights.sha256,
             "config": self.weights.config.to_dict(),
-            **({"metadata": self.weights.metadata} if self.weights.metadata else {}),
+            # A built-in model says what it is (e.g. a synthetic-data demonstration).
+            **({"label": metadata["label"]} if "label" in metadata else {}),
+            **({"metadata": metadata} if metadata else {}),
         }
 
 

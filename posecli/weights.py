@@ -66,6 +66,15 @@ NO_WEIGHTS_MESSAGE = (
     "no pose weights found: pass --weights FILE, set POSECLI_WEIGHTS, or run "
     "'posecli weights download' to fetch the CMU COCO model (body_pose_model.pth, ~200 MB)"
 )
+#: Models shipped inside the package, chosen by name (``--weights demo``).
+BUILTIN_DIR = Path(__file__).parent / "models"
+BUILTIN_NOTE = ("; or try --weights demo, a small model trained on synthetic figures "
+                "(a demonstration, not a model of real people)")
+
+
+def builtin_models() -> dict[str, Path]:
+    """Name -> file of the models shipped in the package."""
+    return {path.stem: path for path in sorted(BUILTIN_DIR.glob("*.pt"))}
 
 CHECKPOINT_FORMAT = "posecli-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -432,6 +441,9 @@ def resolve_weights(option: str | Path | None) -> Path:
     a NoWeightsError (exit code 2) saying how to get the CMU weights.
     """
     explicit = option or os.environ.get(WEIGHTS_ENV)
+    builtin = builtin_models()
+    if explicit and str(explicit) in builtin:
+        return builtin[str(explicit)]
     if explicit:
         path = Path(explicit).expanduser()
         if not path.exists():
@@ -442,7 +454,7 @@ def resolve_weights(option: str | Path | None) -> Path:
     cached = default_weights_path()
     if cached.is_file():
         return cached
-    raise NoWeightsError(NO_WEIGHTS_MESSAGE)
+    raise NoWeightsError(NO_WEIGHTS_MESSAGE + (BUILTIN_NOTE if "demo" in builtin else ""))
 
 
 def file_sha256(path: str | Path) -> str:

@@ -434,3 +434,24 @@ def test_cli_list(cache) -> None:
 def test_human_size() -> None:
     assert [human_size(n) for n in (5, 2048, 209_274_056, 3 << 30)] == [
         "5 B", "2.0 KiB", "199.6 MiB", "3.0 GiB"]
+
+
+def test_builtin_model_by_name(tmp_path, monkeypatch):
+    """--weights NAME picks a model shipped in the package; the no-weights message names it."""
+    from conftest import TINY as tiny
+
+    from posecli.model import PoseNet as Net
+    from posecli.pipeline import load_model
+
+    monkeypatch.setattr(W, "BUILTIN_DIR", tmp_path)
+    with pytest.raises(W.NoWeightsError) as info:
+        W.resolve_weights(None)
+    assert "--weights demo" not in str(info.value)
+    W.save_checkpoint(tmp_path / "demo.pt", Net(tiny),
+                      {"label": "synthetic-data demonstration model"})
+    assert W.resolve_weights("demo") == tmp_path / "demo.pt"
+    with pytest.raises(W.NoWeightsError) as info:
+        W.resolve_weights(None)  # never picked silently
+    assert "--weights demo" in str(info.value) and info.value.exit_code == 2
+    model = load_model("demo", device="cpu")
+    assert model.describe()["label"] == "synthetic-data demonstration model"
