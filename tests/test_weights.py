@@ -364,8 +364,9 @@ def test_no_weights_anywhere(cache) -> None:
     with pytest.raises(NoWeightsError) as info:
         W.resolve_weights(None)
     assert info.value.exit_code == 2
-    assert str(info.value) == W.NO_WEIGHTS_MESSAGE
+    assert str(info.value) == W.NO_WEIGHTS_MESSAGE + W.BUILTIN_NOTE  # the demo model ships
     assert "posecli weights download" in str(info.value) and "\n" not in str(info.value)
+    assert "--weights demo" in str(info.value)
 
 
 def test_cache_dir_defaults_to_platformdirs(monkeypatch) -> None:
@@ -416,6 +417,7 @@ def test_cli_path(tmp_path, cache) -> None:
 def test_cli_list(cache) -> None:
     result = runner.invoke(weights_app, ["list"])
     assert result.exit_code == 0 and "no weights in" in result.stdout
+    assert result.stdout.startswith("demo (built in, --weights demo)")
     folder = W.weights_dir()
     folder.mkdir(parents=True)
     good = save_state(folder / "body_pose_model.pth", random_model().state_dict())
@@ -423,7 +425,7 @@ def test_cli_list(cache) -> None:
     (folder / "big.pth.part").write_bytes(b"12345")
     result = runner.invoke(weights_app, ["list"])
     assert result.exit_code == 0, result.output
-    lines = result.stdout.splitlines()
+    lines = result.stdout.splitlines()[1:]  # after the built-in demo model
     assert [line.split()[0] for line in lines] == ["big.pth.part", "body_pose_model.pth",
                                                     "junk.pth"]
     assert "partial download" in lines[0]
