@@ -7,6 +7,7 @@ parsed into people. Sinks (``formats``) turn the results into documents.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,15 +171,16 @@ def process_video(reader: VideoReader, estimator: Estimator, sinks: Sequence[Sin
                   on_batch: Callable[[int], None] = lambda n: None) -> VideoRun:
     """Run every batch of ``reader`` through ``estimator`` into ``sinks``.
 
-    Ctrl-C (or SIGTERM, which the CLI maps to it) stops after the batch in
-    progress; the run is then reported incomplete, and the sinks hold every
-    frame finished before it.
+    Ctrl-C (or SIGTERM, which the CLI maps to it) stops at once, even in the
+    middle of a long network call (which is left to finish in the background
+    and is thrown away); the run is then reported incomplete, and the sinks
+    hold every frame finished before it.
     """
     name = Path(reader.info.path).name
     done = 0
     try:
         for batch in reader:
-            people = estimator(batch.images)
+            people = _interruptible(estimator, batch.images)
             height, width = batch.images.shape[1:3]
             frames = [FrameResult(int(index), float(timestamp), width, height,
                                   f"{name}#{int(index)}", found)
@@ -190,6 +192,32 @@ def process_video(reader: VideoReader, estimator: Estimator, sinks: Sequence[Sin
     except KeyboardInterrupt:
         return VideoRun(reader.info, done, complete=False)
     return VideoRun(reader.info, done, complete=True)
+
+
+def _interruptible(function: Callable[[np.ndarray], Any], argument: np.ndarray) -> Any:
+    """``function(argument)`` in a worker thread, so Ctrl-C reaches the waiting caller.
+
+    A signal handler only runs in the main thread between Python bytecodes, never
+    inside a long torch call; waiting here in short steps lets KeyboardInterrupt
+    through within a tenth of a second.
+    """
+    outcome: dict[str, Any] = {}
+    finished = threading.Event()
+
+    def work() -> None:
+        try:
+            outcome["value"] = function(argument)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+            outcome["error"] = exc
+        finally:
+            finished.set()
+
+    threading.Thread(target=work, name="posecli-estimate", daemon=True).start()
+    while not finished.wait(0.1):
+        pass
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 def run_video_to_sinks(reader: VideoReader, model: PoseModel, estimator: Estimator,

@@ -114,3 +114,37 @@ def test_render_to_missing_folder_fails_first(tmp_path, tiny_weights, small_vide
                             "--render", tmp_path / "nope" / "x.mp4"], capsys)
     assert code == 1 and "output folder does not exist" in err
     assert not out.exists()
+
+
+def test_ctrl_c_during_a_long_network_call_stops_within_a_second(tmp_path, tiny_weights,
+                                                                  small_video, capsys,
+                                                                  monkeypatch):
+    """A signal arriving mid-batch (a slow CPU network call) does not wait for the call."""
+    import os
+    import threading
+
+    real_call = Estimator.__call__
+    calls, signalled = [], []
+
+    def interrupt() -> None:
+        signalled.append(time.monotonic())
+        os.kill(os.getpid(), signal.SIGINT)
+
+    def slow_second_batch(self, images):
+        calls.append(1)
+        if len(calls) == 2:
+            threading.Timer(0.3, interrupt).start()
+            time.sleep(30)  # a network call far longer than the allowed second
+        return real_call(self, images)
+
+    monkeypatch.setattr(Estimator, "__call__", slow_second_batch)
+    out = tmp_path / "poses.json"
+    started = time.monotonic()
+    code, _, err = run_cli(["video", small_video, "--weights", tiny_weights, "--out", out,
+                            "--net-height", 64, "--batch-size", 2], capsys)
+    assert time.monotonic() - signalled[0] < 1.0  # stopped and wrote the output
+    assert time.monotonic() - started < 10
+    assert code == 130, err
+    doc = orjson.loads(out.read_bytes())
+    assert doc["info"]["complete"] is False
+    assert [i["frame_index"] for i in doc["images"]] == [0, 1]
