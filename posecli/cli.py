@@ -6,8 +6,10 @@ hands the results to a sink from ``formats``.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,6 +39,7 @@ from .parse import ParseParams
 from .pipeline import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_NET_HEIGHT,
+    ESTIMATE_THREAD,
     Estimator,
     load_model,
     process_images,
@@ -375,11 +378,13 @@ def main(argv: list[str] | None = None) -> None:
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     started = time.monotonic()
     signal.signal(signal.SIGTERM, _terminate)
+    interrupted_run = False
     try:
         code = app(args=argv, prog_name="posecli", standalone_mode=False)
     except PoseCliError as exc:
         err.print(f"posecli: error: {exc}", markup=False)
         code = exc.exit_code
+        interrupted_run = isinstance(exc, Interrupted)
     except BrokenPipeError:
         code = 141
     except Exception as exc:
@@ -391,10 +396,24 @@ def main(argv: list[str] | None = None) -> None:
         else:
             err.print(f"posecli: error: {exc.format_message()}", markup=False)
             code = exc.exit_code
-    if code == 130:  # Typer turns Ctrl-C into exit code 130
+    if code == 130 and not interrupted_run:  # Typer turns a bare Ctrl-C into 130
         err.print(f"posecli: interrupted after {time.monotonic() - started:.1f} s; "
                   "no output written", markup=False)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def entry() -> None:
+    """The console script: main(), then a hard exit if an interrupted network call
+    is still running in the background (interpreter shutdown would abort in torch).
+    Outputs are complete and flushed by then."""
+    try:
+        main()
+    except SystemExit as exc:
+        if any(t.name == ESTIMATE_THREAD and t.is_alive() for t in threading.enumerate()):
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(exc.code if isinstance(exc.code, int) else 1)
+        raise
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -408,4 +427,4 @@ def _is_click_error(exc: Exception) -> bool:
 
 
 if __name__ == "__main__":
-    main()
+    entry()

@@ -27,6 +27,7 @@ from .video import FrameBatch, VideoInfo, VideoReader, read_image
 from .weights import LoadedWeights, build_model, load_weights, resolve_weights
 
 DEFAULT_NET_HEIGHT = 368
+ESTIMATE_THREAD = "posecli-estimate"  # the worker thread of an interruptible network call
 DEFAULT_BATCH_SIZE = 8
 
 
@@ -212,7 +213,7 @@ def _interruptible(function: Callable[[np.ndarray], Any], argument: np.ndarray) 
         finally:
             finished.set()
 
-    threading.Thread(target=work, name="posecli-estimate", daemon=True).start()
+    threading.Thread(target=work, name=ESTIMATE_THREAD, daemon=True).start()
     while not finished.wait(0.1):
         pass
     if "error" in outcome:

@@ -88,6 +88,8 @@ def test_signal_stops_a_real_process(signum, tmp_path, tiny_weights):
     assert time.monotonic() - sent < 5
     assert process.returncode == 130, err
     assert b"Traceback" not in err
+    assert err.strip().splitlines() == [b"posecli: error: interrupted: %d frames written to -, "
+                                        b"marked incomplete" % (len(rest.splitlines()) + 1)]
     lines = [first, *rest.splitlines()]
     indices = [orjson.loads(line)["frame_index"] for line in lines]
     assert indices == list(range(len(indices))) and len(indices) < 400
