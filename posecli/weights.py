@@ -290,14 +290,24 @@ def _one_line(exc: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def _read_torch(data: bytes, path: Path):
-    """(format, state dict, config or None, metadata) of a torch.save'd file."""
+def load_untrusted(source: bytes | str | Path, what: str) -> Any:
+    """torch.load of an untrusted file (tensors and plain data only: no code runs).
+
+    ``source`` is the file's bytes or path; ``what`` names it in the one-line
+    WeightsError raised when it cannot be read (e.g. "checkpoint x.pt").
+    """
     try:
         with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4"
             warnings.simplefilter("ignore")
-            obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+            handle = io.BytesIO(source) if isinstance(source, bytes) else source
+            return torch.load(handle, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise WeightsError(f"weights file {path} could not be read: {_one_line(exc)}") from None
+        raise WeightsError(f"{what} could not be read: {_one_line(exc)}") from None
+
+
+def _read_torch(data: bytes, path: Path):
+    """(format, state dict, config or None, metadata) of a torch.save'd file."""
+    obj = load_untrusted(data, f"weights file {path}")
     if not isinstance(obj, dict):
         raise WeightsError(
             f"weights file {path} holds a {type(obj).__name__}, not a state dict or checkpoint")

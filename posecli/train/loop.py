@@ -25,7 +25,6 @@ import os
 import random
 import sys
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -50,7 +49,7 @@ from torch.utils.data.distributed import DistributedSampler
 from ..errors import UsageError, WeightsError
 from ..model import ModelConfig, PoseNet
 from ..pipeline import resolve_device
-from ..weights import CHECKPOINT_FORMAT, save_checkpoint
+from ..weights import CHECKPOINT_FORMAT, load_untrusted, save_checkpoint
 from .dataset import Augment, CocoPoseDataset, worker_init_fn
 
 OPTIMIZERS = ("adam", "sgd")
@@ -193,13 +192,7 @@ def load_vgg(model: PoseNet, path: str | Path) -> None:
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"VGG weights file not found: {path}")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
-        raise WeightsError(f"VGG weights file {path} could not be read: {reason}") from None
+    state = load_untrusted(path, f"VGG weights file {path}")
     if not isinstance(state, dict):
         raise WeightsError(f"VGG weights file {path} holds a {type(state).__name__}, "
                            "not a state dict")
@@ -311,13 +304,7 @@ def read_training_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"checkpoint not found: {path}")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
-        raise WeightsError(f"checkpoint {path} could not be read: {reason}") from None
+    obj = load_untrusted(path, f"checkpoint {path}")
     if not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT:
         raise WeightsError(f"checkpoint {path} is not a posecli checkpoint")
     needed = ("optimizer", "scheduler", "step", "epoch", "batch_in_epoch", "rng")
