@@ -33,6 +33,15 @@ def _isolated_weights(tmp_path_factory, monkeypatch):
     monkeypatch.delenv("POSECLI_WEIGHTS", raising=False)
 
 
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread: on a shared 2-core machine two threads are many times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory) -> Path:
     """A random tiny model saved as a flat state dict in the body_pose_model.pth layout."""
