@@ -35,11 +35,11 @@ from .cli_train import register as register_train
 from .cli_weights import weights_app
 from .errors import Interrupted, PoseCliError, UsageError
 from .formats import FrameResult, check_output_path
+from .interrupts import ESTIMATE_THREAD
 from .parse import ParseParams
 from .pipeline import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_NET_HEIGHT,
-    ESTIMATE_THREAD,
     Estimator,
     load_model,
     process_images,

@@ -7,7 +7,6 @@ parsed into people. Sinks (``formats``) turn the results into documents.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import torch
 from . import __version__
 from .errors import PoseCliError, UsageError
 from .formats import FrameResult
+from .interrupts import run_interruptibly, signals_held
 from .model import PoseNet
 from .parse import ParseParams, Person, parse_batch
 from .preprocess import check_net_height, plan_geometry, preprocess
@@ -27,7 +27,6 @@ from .video import FrameBatch, VideoInfo, VideoReader, read_image
 from .weights import LoadedWeights, build_model, load_weights, resolve_weights
 
 DEFAULT_NET_HEIGHT = 368
-ESTIMATE_THREAD = "posecli-estimate"  # the worker thread of an interruptible network call
 DEFAULT_BATCH_SIZE = 8
 
 
@@ -181,44 +180,19 @@ def process_video(reader: VideoReader, estimator: Estimator, sinks: Sequence[Sin
     done = 0
     try:
         for batch in reader:
-            people = _interruptible(estimator, batch.images)
+            people = run_interruptibly(estimator, batch.images)
             height, width = batch.images.shape[1:3]
             frames = [FrameResult(int(index), float(timestamp), width, height,
                                   f"{name}#{int(index)}", found)
                       for index, timestamp, found in zip(batch.indices, batch.timestamps, people)]
-            for sink in sinks:
-                sink.add(batch, frames)
-            done += len(frames)
+            with signals_held():  # what the sinks hold and the count always agree
+                for sink in sinks:
+                    sink.add(batch, frames)
+                done += len(frames)
             on_batch(len(frames))
     except KeyboardInterrupt:
         return VideoRun(reader.info, done, complete=False)
     return VideoRun(reader.info, done, complete=True)
-
-
-def _interruptible(function: Callable[[np.ndarray], Any], argument: np.ndarray) -> Any:
-    """``function(argument)`` in a worker thread, so Ctrl-C reaches the waiting caller.
-
-    A signal handler only runs in the main thread between Python bytecodes, never
-    inside a long torch call; waiting here in short steps lets KeyboardInterrupt
-    through within a tenth of a second.
-    """
-    outcome: dict[str, Any] = {}
-    finished = threading.Event()
-
-    def work() -> None:
-        try:
-            outcome["value"] = function(argument)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
-            outcome["error"] = exc
-        finally:
-            finished.set()
-
-    threading.Thread(target=work, name=ESTIMATE_THREAD, daemon=True).start()
-    while not finished.wait(0.1):
-        pass
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
 
 
 def run_video_to_sinks(reader: VideoReader, model: PoseModel, estimator: Estimator,

@@ -14,6 +14,7 @@ from conftest import write_video
 from test_cli import run_cli
 
 from posecli.pipeline import Estimator
+from posecli.sinks import JsonLinesSink
 
 
 def test_jsonl_one_object_per_frame(tmp_path, tiny_weights, small_video, capsys):
@@ -116,6 +117,44 @@ def test_render_to_missing_folder_fails_first(tmp_path, tiny_weights, small_vide
                             "--render", tmp_path / "nope" / "x.mp4"], capsys)
     assert code == 1 and "output folder does not exist" in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_during_a_write_counts_what_was_written(signum, tmp_path, tiny_weights,
+                                                      small_video, capsys, monkeypatch):
+    """A signal arriving while a batch is being written stops after the write, and the
+    message counts that batch (CI once saw "0 frames written" after one line was out)."""
+    import os
+
+    real_add = JsonLinesSink.add
+
+    def add_then_signal(self, batch, frames):
+        real_add(self, batch, frames)
+        os.kill(os.getpid(), signum)  # delivered right after the write, before the count
+
+    monkeypatch.setattr(JsonLinesSink, "add", add_then_signal)
+    out = tmp_path / "poses.jsonl"
+    code, _, err = run_cli(["video", small_video, "--weights", tiny_weights, "--out", out,
+                            "--net-height", 64, "--batch-size", 2, "--format", "jsonl"], capsys)
+    assert code == 130, err
+    assert "interrupted: 2 frames written" in err
+    assert [orjson.loads(line)["frame_index"] for line in out.read_bytes().splitlines()] == [0, 1]
+
+
+def test_signals_held_delivers_after_the_block():
+    """Inside signals_held a signal waits; it is raised, once, when the block ends."""
+    import os
+
+    from posecli.interrupts import signals_held
+
+    steps = []
+    with pytest.raises(KeyboardInterrupt):
+        with signals_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+            steps.append("rest of the block ran")
+    assert steps == ["rest of the block ran"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_ctrl_c_during_a_long_network_call_stops_within_a_second(tmp_path, tiny_weights,
