@@ -64,12 +64,14 @@ def signals_held() -> Iterator[None]:
         yield
         return
     held: list[int] = []
-    previous = {signum: signal.getsignal(signum) for signum in HELD_SIGNALS}
-    previous = {signum: handler for signum, handler in previous.items()
-                if handler is not None}  # None: set outside Python, cannot be restored
-    for signum in previous:
-        signal.signal(signum, lambda received, frame: held.append(received))
+    previous: dict[int, Any] = {}
     try:
+        for signum in HELD_SIGNALS:
+            handler = signal.getsignal(signum)
+            if handler is None:  # set outside Python: it could not be restored
+                continue
+            previous[signum] = handler  # recorded first, so a signal right now restores it
+            signal.signal(signum, lambda received, frame: held.append(received))
         yield
     finally:
         for signum, handler in previous.items():
