@@ -256,7 +256,7 @@ def batch(
               "options": {**estimator.options(), "format": fmt}}
     write_manifest(manifest or out_dir / MANIFEST_NAME, report, header)
     totals = report.totals()
-    err.print(f"posecli: {totals['files']} files: {totals['ok']} ok, {totals['skipped']} "
+    err.print(f"posecli: {_count(totals['files'], 'file')}: {totals['ok']} ok, {totals['skipped']} "
               f"skipped, {totals['failed']} failed; {totals['frames']} frames, "
               f"{totals['people']} people, {totals['fps']:.1f} fps", markup=False)
     if report.interrupted:
@@ -292,8 +292,13 @@ def synth(
                                    video_frames=video_frames, fps=fps,
                                    progress=progress.advance)
     Console(stderr=True, highlight=False).print(
-        f"posecli: wrote {summary.images} images ({summary.people} people) and "
-        f"{len(summary.videos)} clips to {summary.out_dir}", markup=False)
+        f"posecli: wrote {_count(summary.images, 'image')} ({_count(summary.people, 'person', 'people')}) and "
+        f"{_count(len(summary.videos), 'clip')} to {summary.out_dir}", markup=False)
+
+
+def _count(number: int, noun: str, plural: str | None = None) -> str:
+    """``3 clips``, ``1 clip``; ``plural`` for irregular nouns (person / people)."""
+    return f"{number} {noun if number == 1 else plural or noun + 's'}"
 
 
 class _PeopleCounter(Sink):
