@@ -292,7 +292,8 @@ def synth(
                                    video_frames=video_frames, fps=fps,
                                    progress=progress.advance)
     Console(stderr=True, highlight=False).print(
-        f"posecli: wrote {_count(summary.images, 'image')} ({_count(summary.people, 'person', 'people')}) and "
+        f"posecli: wrote {_count(summary.images, 'image')} "
+        f"({_count(summary.people, 'person', 'people')}) and "
         f"{_count(len(summary.videos), 'clip')} to {summary.out_dir}", markup=False)
 
 
