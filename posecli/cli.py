@@ -180,15 +180,15 @@ def image(
                      paf_min_fraction, min_parts, min_score)
     _check_format(fmt)
     check_output_path(out)
-    for path in inputs:  # bad input fails before the model loads
-        read_image(path)
+    # Every image is decoded once, and so checked, before the model loads.
+    images = [(path, read_image(path)) for path in inputs]
     model = load_model(weights, device)
     estimator = Estimator(model, net_height, params, _warn)
     sink = open_sink(fmt, out)
     try:
         with _progress(quiet) as progress:
             progress.start(len(inputs))
-            count = process_images(inputs, estimator, [sink], progress.advance)
+            count = process_images(images, estimator, [sink], progress.advance)
         sink.finish(run_info(model, estimator, {"paths": list(inputs)}, count))
     except BaseException:
         sink.discard()

@@ -23,7 +23,7 @@ from .model import PoseNet
 from .parse import ParseParams, Person, parse_batch
 from .preprocess import check_net_height, plan_geometry, preprocess
 from .sinks import Sink
-from .video import FrameBatch, VideoInfo, VideoReader, read_image
+from .video import FrameBatch, VideoInfo, VideoReader
 from .weights import LoadedWeights, build_model, load_weights, resolve_weights
 
 DEFAULT_NET_HEIGHT = 368
@@ -235,18 +235,17 @@ def selected_count(frames: slice | None, frame_count: int | None) -> int | None:
     return len(range(*(frames or slice(None)).indices(frame_count)))
 
 
-def process_images(paths: Sequence[str], estimator: Estimator, sinks: Sequence[Sink],
-                   on_batch: Callable[[int], None] = lambda n: None) -> int:
-    """Pose estimation over still images into ``sinks``, one frame per image, in order.
+def process_images(images: Sequence[tuple[str, np.ndarray]], estimator: Estimator,
+                   sinks: Sequence[Sink], on_batch: Callable[[int], None] = lambda n: None) -> int:
+    """Pose estimation over decoded still images into ``sinks``, one frame per image, in order.
 
-    Every image is decoded (and so checked) before any is processed. Returns the
-    number of images processed.
+    ``images``: (name, H x W x 3 uint8 RGB) pairs; the name becomes the frame's
+    ``file_name``. Returns the number of images processed.
     """
-    images = [read_image(path) for path in paths]
-    for index, (path, image) in enumerate(zip(paths, images)):
+    for index, (name, image) in enumerate(images):
         people = estimator(image[None])[0]
         batch = FrameBatch(image[None], np.array([index]), np.zeros(1))
-        frame = FrameResult(index, 0.0, image.shape[1], image.shape[0], str(path), people)
+        frame = FrameResult(index, 0.0, image.shape[1], image.shape[0], name, people)
         for sink in sinks:
             sink.add(batch, [frame])
         on_batch(1)
