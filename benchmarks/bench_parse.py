@@ -32,7 +32,7 @@ from posecli.parse import ParseParams, parse_batch  # noqa: E402
 from posecli.parse.assemble import assemble  # noqa: E402
 from posecli.parse.limbs import enumerate_pairs, greedy_match, score_pairs  # noqa: E402
 from posecli.parse.peaks import find_peaks  # noqa: E402
-from posecli.parse.resample import map_operators  # noqa: E402
+from posecli.parse.resample import map_operators, operators_on  # noqa: E402
 from posecli.preprocess import plan_geometry  # noqa: E402
 from posecli.skeleton import NUM_PARTS  # noqa: E402
 
@@ -78,9 +78,8 @@ class Timer:
 def staged_parse(heatmaps: torch.Tensor, pafs: torch.Tensor, geometry, params: ParseParams,
                  timer: Timer) -> tuple[int, int, int]:
     """parse_frame's stages one by one, timed. Returns (peaks, pairs, people)."""
-    rows, cols, smooth_rows, smooth_cols = (
-        torch.from_numpy(m).to(heatmaps.device)
-        for m in map_operators(geometry, params.smoothing_sigma))
+    rows, cols, smooth_rows, smooth_cols = operators_on(geometry, params.smoothing_sigma,
+                                                        heatmaps.device)
     parts = heatmaps[:NUM_PARTS].float()
     peaks = timer.run("peaks", find_peaks, parts, rows, cols, smooth_rows, smooth_cols,
                       params.peak_threshold)

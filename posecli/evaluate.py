@@ -4,7 +4,7 @@ Single scale without flip uses :class:`posecli.pipeline.Estimator` unchanged.
 Multi-scale and/or flip testing averages maps at the original image resolution:
 for each scale ``s`` the network runs at net height ``round(s * net_height)``,
 its heatmaps and PAFs are upsampled to the image with the parser's own operators
-(``map_operators(geometry, sigma=0)``: ``A @ m @ B.T``), optionally also for the
+(``operators_on(geometry, 0, device)``: ``A @ m @ B.T``), optionally also for the
 mirrored image (maps flipped back, left/right heatmap channels swapped, each
 limb's PAF moved to its mirrored limb with the x component negated), and the
 average is parsed with a stride-1 identity geometry, whose upsampling matrices
@@ -27,7 +27,7 @@ import torch
 from .errors import InputError, UsageError
 from .formats import coco_annotation
 from .parse import ParseParams, Person, parse_batch
-from .parse.resample import map_operators
+from .parse.resample import operators_on
 from .pipeline import DEFAULT_NET_HEIGHT, Estimator, PoseModel
 from .preprocess import Geometry, check_net_height, plan_geometry, preprocess
 from .skeleton import COCO18_FLIP, LIMBS, NUM_HEATMAPS, NUM_PARTS, PAF_CHANNELS
@@ -138,8 +138,7 @@ class MultiScaleEstimator:
         heat_sum = paf_sum = None
         for scale in self.scales:
             geometry = plan_geometry(height, width, round(scale * self.net_height))
-            rows, cols = (torch.from_numpy(m).to(self.model.device)
-                          for m in map_operators(geometry, 0.0)[:2])
+            rows, cols = operators_on(geometry, 0.0, self.model.device)[:2]
             net_input = preprocess(np.ascontiguousarray(frames), geometry, self.model.device)
             heatmaps, pafs = self.model.network.predict(net_input)
             heatmaps = rows @ heatmaps.float() @ cols.T  # N x 19 x H x W

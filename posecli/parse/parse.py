@@ -13,7 +13,7 @@ from .assemble import COUNT, TOTAL, assemble
 from .limbs import enumerate_pairs, greedy_match, score_pairs
 from .params import ParseParams
 from .peaks import find_peaks
-from .resample import map_operators
+from .resample import operators_on
 
 
 @dataclass(frozen=True)
@@ -54,18 +54,20 @@ def parse_batch(heatmaps: torch.Tensor, pafs: torch.Tensor,
                          f"got {tuple(pafs.shape)}")
     if len(geometries) != n:
         raise ValueError(f"{len(geometries)} geometries for {n} frames")
-    return [parse_frame(heatmaps[k], pafs[k], geometries[k], params) for k in range(n)]
+    operators = {geometry: operators_on(geometry, params.smoothing_sigma, heatmaps.device)
+                 for geometry in set(geometries)}  # once per size, not per frame
+    return [parse_frame(heatmaps[k], pafs[k], geometries[k], operators[geometries[k]], params)
+            for k in range(n)]
 
 
 def parse_frame(heatmaps: torch.Tensor, pafs: torch.Tensor, geometry: Geometry,
-                params: ParseParams) -> list[Person]:
-    """People of one frame: heatmaps 19 x h x w, pafs 38 x h x w (see parse_batch)."""
+                operators: tuple[torch.Tensor, ...], params: ParseParams) -> list[Person]:
+    """People of one frame: heatmaps 19 x h x w, pafs 38 x h x w (see parse_batch);
+    ``operators``: ``operators_on(geometry, params.smoothing_sigma, device)``."""
     if (heatmaps.shape[1], heatmaps.shape[2]) != (geometry.map_height, geometry.map_width):
         raise ValueError(f"maps are {heatmaps.shape[1]}x{heatmaps.shape[2]} cells, geometry "
                          f"expects {geometry.map_height}x{geometry.map_width}")
-    device = heatmaps.device
-    rows, cols, smooth_rows, smooth_cols = (
-        torch.from_numpy(m).to(device) for m in map_operators(geometry, params.smoothing_sigma))
+    rows, cols, smooth_rows, smooth_cols = operators
     heatmaps = heatmaps[:NUM_PARTS].float()
     peaks = find_peaks(heatmaps, rows, cols, smooth_rows, smooth_cols, params.peak_threshold)
     pairs = enumerate_pairs(peaks)

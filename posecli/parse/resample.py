@@ -14,6 +14,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+import torch
 
 from ..preprocess import Geometry
 
@@ -81,3 +82,9 @@ def map_operators(geometry: Geometry, sigma: float) -> tuple[np.ndarray, ...]:
     else:
         ga, gb = a, b
     return tuple(m.astype(np.float32) for m in (a, b, ga, gb))
+
+
+def operators_on(geometry: Geometry, sigma: float,
+                 device: torch.device) -> tuple[torch.Tensor, ...]:
+    """:func:`map_operators` as float32 tensors on ``device`` (A, B, GA, GB)."""
+    return tuple(torch.from_numpy(m).to(device) for m in map_operators(geometry, sigma))
