@@ -37,3 +37,9 @@ class Interrupted(PoseCliError):
     """The run was stopped by Ctrl-C or SIGTERM (the message says what was kept)."""
 
     exit_code = 130
+
+
+def error_reason(exc: BaseException) -> str:
+    """A short reason from an OS or PyAV error, on one line, without the errno and path."""
+    reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return " ".join(str(reason).split())

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from .errors import PoseCliError
+from .errors import PoseCliError, error_reason
 from .parse import Person
 from .skeleton import COCO17_NAMES, COCO17_SKELETON, coco18_to_coco17
 
@@ -129,21 +129,27 @@ def write_json(document: dict[str, Any], out: str | Path) -> None:
     write_atomic(Path(out), data)
 
 
+def temp_file_beside(dest: Path, suffix: str = ".part") -> tuple[int, Path]:
+    """A new hidden temporary file in ``dest``'s folder, to be renamed to ``dest``
+    when complete: (open file descriptor, path)."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix, dir=dest.parent)
+    except OSError as exc:
+        raise PoseCliError(f"cannot write output {dest}: {error_reason(exc)}") from None
+    return fd, Path(tmp)
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Write bytes to a temporary file in ``path``'s folder, then rename it to ``path``."""
-    folder = path.parent
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
-    except OSError as exc:
-        raise PoseCliError(f"cannot write output {path}: {exc.strerror or exc}") from None
+    fd, tmp = temp_file_beside(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         os.replace(tmp, path)
     except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise PoseCliError(f"cannot write output {path}: {exc.strerror or exc}") from None
+            raise PoseCliError(f"cannot write output {path}: {error_reason(exc)}") from None
         raise
 
 

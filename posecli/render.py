@@ -20,7 +20,6 @@ import heapq
 import math
 import os
 import queue
-import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
@@ -33,8 +32,8 @@ import av.error
 import numpy as np
 from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTrc
 
-from .errors import PoseCliError
-from .formats import FrameResult
+from .errors import PoseCliError, error_reason
+from .formats import FrameResult, temp_file_beside
 from .parse import Person
 from .sinks import Sink
 from .skeleton import LIMBS, NUM_PARTS, NUM_SEEDING_LIMBS, PART_COLOURS_RGB
@@ -296,7 +295,7 @@ class RenderSink(Sink):
             os.replace(final, self.dest)
         except _AV_ERRORS as exc:
             self.discard()
-            raise PoseCliError(f"cannot write video {self.dest}: {_reason(exc)}") from None
+            raise PoseCliError(f"cannot write video {self.dest}: {error_reason(exc)}") from None
         except BaseException:
             self.discard()
             raise
@@ -358,7 +357,7 @@ class RenderSink(Sink):
         if isinstance(error, PoseCliError):
             raise error
         if isinstance(error, _AV_ERRORS):
-            raise PoseCliError(f"cannot encode video {self.dest}: {_reason(error)}") from None
+            raise PoseCliError(f"cannot encode video {self.dest}: {error_reason(error)}") from None
         raise error
 
     def _work(self) -> None:
@@ -378,15 +377,10 @@ class RenderSink(Sink):
             self._error = exc
 
     def _temp_file(self) -> Path:
-        try:
-            fd, name = tempfile.mkstemp(prefix=f".{self.dest.name}.", suffix=".part.mp4",
-                                        dir=self.dest.parent)
-        except OSError as exc:
-            raise PoseCliError(f"cannot write output {self.dest}: "
-                               f"{exc.strerror or exc}") from None
+        fd, path = temp_file_beside(self.dest, ".part.mp4")
         os.close(fd)
-        self._tmp.append(Path(name))
-        return Path(name)
+        self._tmp.append(path)
+        return path
 
     def _open(self, height: int, width: int) -> None:
         """Open the temporary MP4 and the H.264 encoder for frames of this size."""
@@ -520,9 +514,3 @@ def _copied(packets: Iterator[Any], outputs: dict[int, tuple[Any, bool]], offset
                 packet.pts -= shift
         packet.stream = out
         yield float(packet.dts * packet.time_base), order, packet
-
-
-def _reason(exc: BaseException) -> str:
-    """A short reason from a PyAV/OS error, on one line."""
-    reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-    return " ".join(str(reason).split())

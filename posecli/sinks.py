@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import orjson
 
-from .errors import PoseCliError, UsageError
-from .formats import FORMATS, FrameResult, build_document, coco_annotation, write_json
+from .errors import UsageError
+from .formats import (
+    FORMATS,
+    FrameResult,
+    build_document,
+    coco_annotation,
+    temp_file_beside,
+    write_json,
+)
 from .video import FrameBatch
 
 JSONL = "jsonl"
@@ -77,12 +83,7 @@ class JsonLinesSink(Sink):
             self._handle: BinaryIO = sys.stdout.buffer
             return
         self._dest = Path(out)
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{self._dest.name}.", suffix=".part",
-                                       dir=self._dest.parent)
-        except OSError as exc:
-            raise PoseCliError(f"cannot write output {out}: {exc.strerror or exc}") from None
-        self._tmp = Path(tmp)
+        fd, self._tmp = temp_file_beside(self._dest)
         self._handle = os.fdopen(fd, "wb")
 
     def add(self, batch: FrameBatch, frames: list[FrameResult]) -> None:

@@ -29,7 +29,7 @@ import av
 import av.error
 import numpy as np
 
-from posecli.errors import InputError, UsageError
+from posecli.errors import InputError, UsageError, error_reason
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -164,7 +164,7 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
                 raise InputError(f"not an image file: {source} (no picture in it)")
             return _to_rgb(frame)
     except _AV_ERRORS as exc:
-        raise InputError(f"not an image file: {source} ({_reason(exc)})") from None
+        raise InputError(f"not an image file: {source} ({error_reason(exc)})") from None
 
 
 class VideoReader:
@@ -333,7 +333,7 @@ class VideoReader:
                     return
             self._put(None)
         except _AV_ERRORS as exc:
-            self._put(InputError(f"cannot decode {_name(self.info.path)}: {_reason(exc)}"))
+            self._put(InputError(f"cannot decode {_name(self.info.path)}: {error_reason(exc)}"))
         except Exception as exc:
             self._put(exc)
         finally:
@@ -531,7 +531,7 @@ class _PacketDecoder:
         if self._in_a_row > MAX_CORRUPT_IN_A_ROW:
             raise InputError(
                 f"cannot decode {_name(self._source)}: more than {MAX_CORRUPT_IN_A_ROW} "
-                f"corrupt packets in a row ({_reason(exc)})"
+                f"corrupt packets in a row ({error_reason(exc)})"
             )
         self.skipped += 1
         time = None if packet is None else self._time(packet)
@@ -633,8 +633,8 @@ def _open_video(
         container = av.open(target, **kwargs)
     except (*_AV_ERRORS, ValueError) as exc:
         if _is_stream(source):
-            raise InputError(f"cannot open {_name(source)} ({_reason(exc)})") from None
-        raise InputError(f"not a video file: {source} ({_reason(exc)})") from None
+            raise InputError(f"cannot open {_name(source)} ({error_reason(exc)})") from None
+        raise InputError(f"not a video file: {source} ({error_reason(exc)})") from None
     try:
         if not container.streams.video:
             raise InputError(f"no video stream in {_name(source)}")
@@ -645,7 +645,7 @@ def _open_video(
         first = next(decoded, None)
     except _AV_ERRORS as exc:
         container.close()
-        raise InputError(f"cannot decode {_name(source)}: {_reason(exc)}") from None
+        raise InputError(f"cannot decode {_name(source)}: {error_reason(exc)}") from None
     except BaseException:
         container.close()
         raise
@@ -710,9 +710,3 @@ def _batch(images: list[np.ndarray], indices: list[int], times: list[float]) -> 
         indices=np.asarray(indices, dtype=np.int64),
         timestamps=np.asarray(times, dtype=np.float64),
     )
-
-
-def _reason(exc: BaseException) -> str:
-    """A short reason from a PyAV/OS error, without the errno and path."""
-    reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-    return " ".join(str(reason).split())
