@@ -37,7 +37,7 @@ from .formats import FrameResult, temp_file_beside
 from .parse import Person
 from .sinks import Sink
 from .skeleton import LIMBS, NUM_PARTS, NUM_SEEDING_LIMBS, PART_COLOURS_RGB
-from .video import FrameBatch, VideoInfo
+from .video import FrameBatch, VideoInfo, is_stream
 
 __all__ = ["LIMB_ALPHA", "RenderSink", "default_thickness", "draw_poses"]
 
@@ -241,7 +241,7 @@ class RenderSink(Sink):
         except _AV_ERRORS:
             raise PoseCliError(f"cannot render {self.dest}: this FFmpeg build has no "
                                "libx264 (H.264) encoder") from None
-        if source is None and "://" not in info.path:
+        if source is None and not is_stream(info.path):  # stdin or a camera cannot be re-read
             source = info.path
         self.audio_source = source if audio else None
         self._audio_streams = _count_audio(self.audio_source) if self.audio_source else 0

@@ -565,7 +565,7 @@ def _is_camera(source: str) -> bool:
     return source.startswith(_CAMERA_PREFIX)
 
 
-def _is_stream(source: str) -> bool:
+def is_stream(source: str) -> bool:
     """Stdin, a camera or a URL: an input that cannot be read twice."""
     return source == _STDIN or _is_camera(source) or "://" in source
 
@@ -632,7 +632,7 @@ def _open_video(
     try:
         container = av.open(target, **kwargs)
     except (*_AV_ERRORS, ValueError) as exc:
-        if _is_stream(source):
+        if is_stream(source):
             raise InputError(f"cannot open {_name(source)} ({error_reason(exc)})") from None
         raise InputError(f"not a video file: {source} ({error_reason(exc)})") from None
     try:
@@ -678,7 +678,7 @@ def _open_video(
 def _count_frames(source: str) -> int | None:
     """Count the video packets of a file without decoding; None for stdin, cameras,
     streams, or on error."""
-    if _is_stream(source):
+    if is_stream(source):
         return None
     try:
         with av.open(source) as container:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from conftest import write_video
 
+import posecli.render as render_module
 from posecli.errors import PoseCliError
 from posecli.formats import FrameResult
 from posecli.parse import Person
@@ -282,6 +283,19 @@ def test_render_variable_frame_rate(tmp_path):
     assert times == pytest.approx([0.0, 0.04, 0.12, 0.13], abs=1e-3)
     _, frames, _ = decode(out)
     assert [f.time for f in frames] == pytest.approx(times, abs=1e-3)
+
+
+@pytest.mark.parametrize("path", ["-", "/dev/video0", "rtsp://127.0.0.1:9/live"])
+def test_live_sources_are_not_reopened_for_audio(path, tmp_path, monkeypatch):
+    """Stdin, a camera or a URL cannot be read a second time: no audio is looked for."""
+    opened = []
+    monkeypatch.setattr(render_module.av, "open", lambda *args, **kwargs: opened.append(args))
+    sink = RenderSink(tmp_path / "live.mp4", VideoInfo(path, 96, 64, 10.0, None, 0, "h264", None))
+    try:
+        assert sink.audio_source is None
+        assert opened == []
+    finally:
+        sink.discard()
 
 
 def test_repeated_and_missing_timestamps_stay_increasing(tmp_path):
