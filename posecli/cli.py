@@ -31,15 +31,29 @@ from rich.text import Text
 from . import __version__
 from .batch import MANIFEST_NAME, Job, JobResult, plan_jobs, prepare_dir, run_jobs, write_manifest
 from .cli_compare import register as register_compare
+from .cli_options import (
+    BATCH,
+    DEVICE,
+    FORMAT,
+    MIN_PARTS,
+    MIN_SCORE,
+    NET_HEIGHT,
+    OUT,
+    PAF_FRACTION,
+    PAF_THRESHOLD,
+    PEAK,
+    QUIET,
+    SAMPLES,
+    SIGMA,
+    WEIGHTS,
+    parse_params,
+)
 from .cli_train import register as register_train
 from .cli_weights import weights_app
-from .errors import Interrupted, PoseCliError, UsageError
+from .errors import Interrupted, PoseCliError
 from .formats import FrameResult, check_output_path
 from .interrupts import ESTIMATE_THREAD
-from .parse import ParseParams
 from .pipeline import (
-    DEFAULT_BATCH_SIZE,
-    DEFAULT_NET_HEIGHT,
     Estimator,
     load_model,
     process_images,
@@ -48,7 +62,7 @@ from .pipeline import (
     selected_count,
 )
 from .render import RenderSink
-from .sinks import OUTPUT_FORMATS, Sink, open_sink
+from .sinks import JSONL, Sink, check_format, open_sink
 from .synth import generate_dataset
 from .video import FrameBatch, VideoReader, parse_frame_range, read_image
 
@@ -63,34 +77,6 @@ app = typer.Typer(
 app.add_typer(weights_app, name="weights")
 register_train(app)
 register_compare(app)
-
-_DEFAULTS = ParseParams()
-
-# Options shared by the commands that run the model.
-OUT = typer.Option(..., "--out", "-o", help="Output JSON file, or - for stdout.")
-WEIGHTS = typer.Option(None, "--weights", "-w",
-                       help="Weights file (else $POSECLI_WEIGHTS, else the user cache).")
-DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N.")
-BATCH = typer.Option(DEFAULT_BATCH_SIZE, "--batch-size", min=1, help="Frames per network batch.")
-NET_HEIGHT = typer.Option(DEFAULT_NET_HEIGHT, "--net-height",
-                          help="Network input height in pixels (multiple of 8 recommended).")
-FORMAT = typer.Option("coco", "--format", help="coco (one document), openpose, or jsonl "
-                      "(one JSON object per frame, streamed).")
-QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
-PEAK = typer.Option(_DEFAULTS.peak_threshold, "--peak-threshold",
-                    help="Minimum smoothed heatmap value of a part peak.")
-SIGMA = typer.Option(_DEFAULTS.smoothing_sigma, "--smoothing-sigma",
-                     help="Gaussian sigma (pixels) applied to heatmaps before peak finding.")
-SAMPLES = typer.Option(_DEFAULTS.paf_samples, "--paf-samples",
-                       help="Samples of the PAF line integral per candidate limb.")
-PAF_THRESHOLD = typer.Option(_DEFAULTS.paf_sample_threshold, "--paf-threshold",
-                             help="Minimum PAF projection for a sample to support a limb.")
-PAF_FRACTION = typer.Option(_DEFAULTS.paf_min_fraction, "--paf-min-fraction",
-                            help="Fraction of samples that must support a limb.")
-MIN_PARTS = typer.Option(_DEFAULTS.min_parts, "--min-parts", help="Minimum parts per person.")
-MIN_SCORE = typer.Option(_DEFAULTS.min_mean_score, "--min-score",
-                         help="Minimum mean score (total score / parts) per person.")
-
 
 @app.command()
 def video(
@@ -121,10 +107,10 @@ def video(
 
     Example: posecli video in.mp4 --out poses.json --frames 0:300
     """
-    params = _params(smoothing_sigma, peak_threshold, paf_samples, paf_threshold,
+    params = parse_params(smoothing_sigma, peak_threshold, paf_samples, paf_threshold,
                      paf_min_fraction, min_parts, min_score)
     frame_range = parse_frame_range(frames) if frames is not None else None
-    _check_format(fmt)
+    check_format(fmt)
     check_output_path(out)
     if render is not None:
         check_output_path(render)
@@ -176,9 +162,9 @@ def image(
 
     Example: posecli image a.jpg b.png --out poses.json
     """
-    params = _params(smoothing_sigma, peak_threshold, paf_samples, paf_threshold,
+    params = parse_params(smoothing_sigma, peak_threshold, paf_samples, paf_threshold,
                      paf_min_fraction, min_parts, min_score)
-    _check_format(fmt)
+    check_format(fmt)
     check_output_path(out)
     # Every image is decoded once, and so checked, before the model loads.
     images = [(path, read_image(path)) for path in inputs]
@@ -223,10 +209,10 @@ def batch(
 
     Example: posecli batch videos/ --out-dir poses/ --skip-existing
     """
-    params = _params(smoothing_sigma, peak_threshold, paf_samples, paf_threshold,
+    params = parse_params(smoothing_sigma, peak_threshold, paf_samples, paf_threshold,
                      paf_min_fraction, min_parts, min_score)
-    _check_format(fmt)
-    jobs = plan_jobs(inputs, out_dir, ".jsonl" if fmt == "jsonl" else ".json", render_dir)
+    check_format(fmt)
+    jobs = plan_jobs(inputs, out_dir, ".jsonl" if fmt == JSONL else ".json", render_dir)
     prepare_dir(out_dir)
     if render_dir is not None:
         prepare_dir(render_dir)
@@ -319,20 +305,6 @@ def _warn(message: str) -> None:
     """One warning line on stderr."""
     Console(stderr=True, highlight=False, soft_wrap=True).print(
         f"posecli: warning: {message}", markup=False)
-
-
-def _params(smoothing_sigma: float, peak_threshold: float, paf_samples: int,
-            paf_threshold: float, paf_min_fraction: float, min_parts: int,
-            min_score: float) -> ParseParams:
-    return ParseParams(smoothing_sigma=smoothing_sigma, peak_threshold=peak_threshold,
-                       paf_samples=paf_samples, paf_sample_threshold=paf_threshold,
-                       paf_min_fraction=paf_min_fraction, min_parts=min_parts,
-                       min_mean_score=min_score)
-
-
-def _check_format(fmt: str) -> None:
-    if fmt not in OUTPUT_FORMATS:
-        raise UsageError(f"bad --format {fmt!r}: expected one of {', '.join(OUTPUT_FORMATS)}")
 
 
 class _RateColumn(ProgressColumn):

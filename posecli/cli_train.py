@@ -18,21 +18,25 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from .cli_options import (
+    DEVICE,
+    MIN_PARTS,
+    MIN_SCORE,
+    PAF_FRACTION,
+    PAF_THRESHOLD,
+    PEAK,
+    QUIET,
+    SAMPLES,
+    SIGMA,
+    WEIGHTS,
+    parse_params,
+)
 from .errors import UsageError
 from .model import ModelConfig
+from .pipeline import DEFAULT_NET_HEIGHT
 
 _MODEL = ModelConfig()
 
-#: CLI parameter -> TrainOptions field, for the options a resume may override.
-_OPTION_FIELDS = {
-    "images": "images", "annotations": "annotations", "out": "out", "steps": "steps",
-    "batch_size": "batch_size", "lr": "lr", "optimizer": "optimizer", "momentum": "momentum",
-    "weight_decay": "weight_decay", "warmup_steps": "warmup_steps", "schedule": "schedule",
-    "clip_grad": "clip_grad", "amp": "amp", "checkpoint_every": "checkpoint_every",
-    "log_every": "log_every", "crop": "crop", "num_workers": "num_workers", "seed": "seed",
-    "device": "device", "threads": "threads", "vgg": "vgg", "sigma": "sigma",
-    "limb_width": "limb_width",
-}
 _AUGMENT_FIELDS = {
     "augment": "enabled", "target_height": "target_height", "max_rotation": "max_rotation",
     "flip_prob": "flip_prob", "center_jitter": "center_jitter",
@@ -109,7 +113,7 @@ def train_command(
     crop: int = typer.Option(368, "--crop", help="Training crop size in pixels (multiple of 8)."),
     num_workers: int = typer.Option(2, "--num-workers", help="DataLoader worker processes."),
     seed: int = typer.Option(0, "--seed", help="Seed of initialisation, order and augmentation."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    device: str = DEVICE,
     threads: int = typer.Option(0, "--threads",
                                 help="CPU threads for the model (0 = torch's default)."),
     vgg: str | None = typer.Option(
@@ -117,7 +121,7 @@ def train_command(
     resume: str | None = typer.Option(
         None, "--resume", help="Continue a run from its checkpoint (options given here "
         "override the checkpoint's)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    quiet: bool = QUIET,
     stages: int = typer.Option(_MODEL.stages, "--stages", help="Number of stages."),
     width: float = typer.Option(1.0, "--width", help="Multiplier of every default width."),
     vgg_widths: str | None = typer.Option(None, "--vgg-widths", help="4 VGG block widths."),
@@ -170,8 +174,7 @@ def train_command(
         options = TrainOptions(model=config, augment=Augment(**augment_values), **values)
     else:
         base = options_from_checkpoint(resume)
-        changes = {field: values[param] for param, field in _OPTION_FIELDS.items()
-                   if _given(ctx, param)}
+        changes = {field: value for field, value in values.items() if _given(ctx, field)}
         augment_changes = {field: augment_values[field] for param, field in
                            _AUGMENT_FIELDS.items() if _given(ctx, param)}
         if _given(ctx, "scale_min") or _given(ctx, "scale_max"):
@@ -200,32 +203,29 @@ def _eval_progress(quiet: bool) -> Iterator[tuple]:
 
 
 def eval_command(
-    weights: str | None = typer.Option(
-        None, "--weights", "-w", help="Weights file (else $POSECLI_WEIGHTS, else the user cache)."),
+    weights: str | None = WEIGHTS,
     images: str = typer.Option(..., "--images", help="Folder of the images."),
     annotations: str = typer.Option(..., "--annotations",
                                     help="COCO person keypoints ground truth (JSON)."),
     scales: str = typer.Option("1.0", "--scales",
                                help="Comma-separated scales of the net height, e.g. 1.0,0.5,1.5."),
     flip: bool = typer.Option(False, "--flip", help="Also run mirrored images and average."),
-    net_height: int = typer.Option(368, "--net-height", help="Network input height at scale 1."),
+    net_height: int = typer.Option(DEFAULT_NET_HEIGHT, "--net-height",
+                                   help="Network input height at scale 1."),
     out: str | None = typer.Option(None, "--out", "-o",
                                    help="Write the detections as COCO results JSON."),
     as_json: bool = typer.Option(False, "--json", help="Print the scores as JSON."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    device: str = DEVICE,
     max_images: int | None = typer.Option(None, "--max-images",
                                           help="Only the first N images (by id)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
-    peak_threshold: float = typer.Option(0.1, "--peak-threshold",
-                                         help="Minimum smoothed heatmap value of a part peak."),
-    smoothing_sigma: float = typer.Option(3.0, "--smoothing-sigma",
-                                          help="Heatmap smoothing sigma (pixels)."),
-    paf_threshold: float = typer.Option(0.05, "--paf-threshold",
-                                        help="Minimum PAF projection per sample."),
-    paf_min_fraction: float = typer.Option(0.8, "--paf-min-fraction",
-                                           help="Fraction of samples that must support a limb."),
-    min_parts: int = typer.Option(4, "--min-parts", help="Minimum parts per person."),
-    min_score: float = typer.Option(0.4, "--min-score", help="Minimum mean score per person."),
+    quiet: bool = QUIET,
+    peak_threshold: float = PEAK,
+    smoothing_sigma: float = SIGMA,
+    paf_samples: int = SAMPLES,
+    paf_threshold: float = PAF_THRESHOLD,
+    paf_min_fraction: float = PAF_FRACTION,
+    min_parts: int = MIN_PARTS,
+    min_score: float = MIN_SCORE,
 ) -> None:
     """Score a model on a COCO-format keypoints set (COCOeval AP/AR).
 
@@ -234,16 +234,14 @@ def eval_command(
     """
     from .evaluate import METRICS, evaluate, parse_scales
     from .formats import check_output_path, write_json
-    from .parse import ParseParams
     from .pipeline import load_model
     from .preprocess import check_net_height
 
     scale_values = parse_scales(scales)
     for scale in scale_values:
         check_net_height(round(scale * net_height))
-    params = ParseParams(smoothing_sigma=smoothing_sigma, peak_threshold=peak_threshold,
-                         paf_sample_threshold=paf_threshold, paf_min_fraction=paf_min_fraction,
-                         min_parts=min_parts, min_mean_score=min_score)
+    params = parse_params(smoothing_sigma, peak_threshold, paf_samples, paf_threshold,
+                          paf_min_fraction, min_parts, min_score)
     if out is not None:
         check_output_path(out)
     model = load_model(weights, device)

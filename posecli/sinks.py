@@ -108,10 +108,15 @@ class JsonLinesSink(Sink):
 OUTPUT_FORMATS = (*FORMATS, JSONL)
 
 
+def check_format(fmt: str) -> None:
+    """Raise UsageError unless ``fmt`` is one of OUTPUT_FORMATS."""
+    if fmt not in OUTPUT_FORMATS:
+        raise UsageError(f"bad --format {fmt!r}: expected one of {', '.join(OUTPUT_FORMATS)}")
+
+
 def open_sink(fmt: str, out: str | Path) -> Sink:
     """The sink writing format ``fmt`` (one of OUTPUT_FORMATS) to ``out`` ("-": stdout)."""
+    check_format(fmt)
     if fmt == JSONL:
         return JsonLinesSink(out)
-    if fmt in FORMATS:
-        return DocumentSink(fmt, out)
-    raise UsageError(f"bad --format {fmt!r}: expected one of {', '.join(OUTPUT_FORMATS)}")
+    return DocumentSink(fmt, out)

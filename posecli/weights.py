@@ -78,7 +78,6 @@ def builtin_models() -> dict[str, Path]:
 
 CHECKPOINT_FORMAT = "posecli-checkpoint"
 CHECKPOINT_VERSION = 1
-FORMATS = ("body_pose_model", "pose_model", "caffemodel", "posecli")
 
 _TRUNK_NAMES = (
     "conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3", "conv3_4",

@@ -306,9 +306,11 @@ def test_cli_eval_json_and_results(tmp_path, scene_files, tiny_checkpoint, capsy
     code, stdout, err = run_cli(["eval", "--weights", tiny_checkpoint, "--images", images,
                                  "--annotations", annotations, "--net-height", 64,
                                  "--scales", "1.0,0.5", "--flip", "--out", out, "--json",
-                                 "--peak-threshold", 0.05], capsys)
+                                 "--peak-threshold", 0.05, "--paf-samples", 7], capsys)
     assert code == 0, err
     document = orjson.loads(stdout)
+    assert document["options"]["parse"]["peak_threshold"] == 0.05
+    assert document["options"]["parse"]["paf_samples"] == 7
     assert set(document["stats"]) == set(METRICS)
     assert document["images"] == 3
     assert document["options"]["scales"] == [1.0, 0.5] and document["options"]["flip"]
