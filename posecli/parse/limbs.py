@@ -97,9 +97,8 @@ def _score_chunk(start_xy: np.ndarray, end_xy: np.ndarray, limbs: np.ndarray,
     points = points.round().long()  # P x n x 2, half to even like numpy
     xs, ys = points[..., 0], points[..., 1]
     row_weights = rows[ys]  # P x n x h
-    limb = torch.from_numpy(limbs).to(device)
-    chan_x = torch.from_numpy(_PAF_X).to(device)[limb][:, None]
-    chan_y = torch.from_numpy(_PAF_Y).to(device)[limb][:, None]
+    chan_x = torch.from_numpy(_PAF_X[limbs]).to(device)[:, None]  # each pair's PAF channels
+    chan_y = torch.from_numpy(_PAF_Y[limbs]).to(device)[:, None]
     vx = (columns[chan_x, xs] * row_weights).sum(-1).double()
     vy = (columns[chan_y, xs] * row_weights).sum(-1).double()
     along = vx * unit[:, None, 0] + vy * unit[:, None, 1]  # P x n
