@@ -314,6 +314,8 @@ def test_training_lowers_the_loss(tmp_path, dataset_files):
     names = sorted(p.name for p in (tmp_path / "run").iterdir())
     assert names == ["ckpt_000010.pt", "ckpt_000020.pt", "ckpt_000030.pt", "last.pt",
                      "train_log.csv"]
+    run = tmp_path / "run"  # last.pt is the newest checkpoint, written once
+    assert (run / "last.pt").read_bytes() == (run / "ckpt_000030.pt").read_bytes()
     with open(tmp_path / "run" / "train_log.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [int(r["step"]) for r in rows] == list(range(1, 31))

@@ -23,6 +23,7 @@ import csv
 import math
 import os
 import random
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -265,6 +266,19 @@ def _init_distributed(device_option: str) -> tuple[DistInfo, torch.device]:
 
 
 # --------------------------------------------------------------------------- state
+
+
+def _replace_with_link(source: Path, dest: Path) -> Path:
+    """Atomically make ``dest`` the same file as ``source`` (a hard link; a copy where the
+    file system has none), so a checkpoint is serialised once, not once per name."""
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.link")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        shutil.copyfile(source, tmp)
+    os.replace(tmp, dest)
+    return dest
 
 
 def _rng_state() -> dict[str, Any]:
@@ -531,8 +545,8 @@ def _train(options: TrainOptions, dataset: CocoPoseDataset, checkpoint: dict[str
                         stages = " ".join(f"s{i} {v:.4g}" for i, v in enumerate(values[3:], 1))
                         show(step, f"loss {last_loss:.4g} | {stages} | {rate:.2f} img/s")
                     if info.is_main and step % options.checkpoint_every == 0:
-                        save(f"ckpt_{step:06d}.pt")
-                        last_saved = save(LAST_NAME)
+                        last_saved = _replace_with_link(save(f"ckpt_{step:06d}.pt"),
+                                                        out / LAST_NAME)
                     if step >= options.steps:
                         break
             finally:
