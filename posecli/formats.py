@@ -57,15 +57,19 @@ def coco_document(frames: Iterable[FrameResult], info: dict[str, Any]) -> dict[s
         })
         for person in frame.people:
             annotations.append(coco_annotation(person, len(annotations) + 1, image_id))
-    categories = [{
+    return {"info": info, "categories": coco_categories(), "images": images,
+            "annotations": annotations}
+
+
+def coco_categories() -> list[dict[str, Any]]:
+    """COCO's one keypoints category: person, its 17 keypoint names and skeleton."""
+    return [{
         "id": 1,
         "name": "person",
         "supercategory": "person",
         "keypoints": list(COCO17_NAMES),
         "skeleton": [list(limb) for limb in COCO17_SKELETON],
     }]
-    return {"info": info, "categories": categories, "images": images,
-            "annotations": annotations}
 
 
 def coco_annotation(person: Person, annotation_id: int, image_id: int) -> dict[str, Any]:

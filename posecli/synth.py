@@ -48,8 +48,8 @@ import orjson
 
 from . import __version__
 from .errors import PoseCliError, UsageError
-from .formats import write_atomic
-from .skeleton import COCO17_NAMES, COCO17_SKELETON
+from .formats import coco_categories, write_atomic
+from .skeleton import COCO17_NAMES
 
 __all__ = [
     "POSE_KINDS",
@@ -1092,16 +1092,6 @@ def encode_png(image: np.ndarray) -> bytes:
     return b"".join(bytes(packet) for packet in packets)
 
 
-def _categories() -> list[dict[str, Any]]:
-    return [{
-        "id": 1,
-        "name": "person",
-        "supercategory": "person",
-        "keypoints": list(COCO17_NAMES),
-        "skeleton": [list(limb) for limb in COCO17_SKELETON],
-    }]
-
-
 def _annotations(scene: Scene, image_id: int, first_id: int) -> list[dict[str, Any]]:
     """COCO annotations of a scene's figures that show at least one pixel."""
     annotations = []
@@ -1218,7 +1208,7 @@ def generate_dataset(
     write_atomic(annotations, _dumps({
         "info": {**info, "images": images, "width": width, "height": height,
                  "min_people": min_people, "max_people": max_people},
-        "categories": _categories(),
+        "categories": coco_categories(),
         "images": doc_images,
         "annotations": doc_annotations,
     }))
@@ -1385,7 +1375,7 @@ def _write_clip(path: Path, rng: np.random.Generator, codec: str, width: int, he
     write_atomic(path.with_suffix(".json"), _dumps({
         "info": {**info, "fps": fps, "frames": frames, "codec": codec, "width": width,
                  "height": height},
-        "categories": _categories(),
+        "categories": coco_categories(),
         "images": doc_images,
         "annotations": doc_annotations,
     }))
