@@ -57,13 +57,19 @@ PAF_CHANNELS: tuple[tuple[int, int], ...] = (
 #: only add parts to people already found.
 NUM_SEEDING_LIMBS = 17
 
+def _mirror(names: tuple[str, ...]) -> np.ndarray:
+    """For each part name, the index of its left/right mirror (itself when central)."""
+    return np.array(
+        [names.index(n.replace("left", "#").replace("right", "left").replace("#", "right"))
+         for n in names],
+        dtype=np.int64,
+    )
+
+
 #: Left/right mirror of COCO-18 parts (for horizontal flips).
-COCO18_FLIP: np.ndarray = np.array(
-    [COCO18_NAMES.index(
-        n.replace("left", "#").replace("right", "left").replace("#", "right"))
-     for n in COCO18_NAMES],
-    dtype=np.int64,
-)
+COCO18_FLIP: np.ndarray = _mirror(COCO18_NAMES)
+#: Left/right mirror of COCO-17 keypoints (for horizontal flips).
+COCO17_FLIP: np.ndarray = _mirror(COCO17_NAMES)
 
 #: COCO's skeleton (1-based COCO-17 indices), as in the COCO annotation files.
 COCO17_SKELETON: tuple[tuple[int, int], ...] = (

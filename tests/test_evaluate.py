@@ -30,8 +30,15 @@ from posecli.parse import Person
 from posecli.parse.resample import map_operators
 from posecli.pipeline import Estimator, PoseModel
 from posecli.preprocess import check_net_height
-from posecli.skeleton import COCO17_NAMES, COCO18_NAMES, LIMBS, NUM_PARTS, PAF_CHANNELS
-from posecli.train.targets import COCO17_FLIP, build_targets
+from posecli.skeleton import (
+    COCO17_FLIP,
+    COCO17_NAMES,
+    COCO18_NAMES,
+    LIMBS,
+    NUM_PARTS,
+    PAF_CHANNELS,
+)
+from posecli.train.targets import build_targets
 
 _POSE = np.array([
     (0.0, -0.42), (0.03, -0.45), (-0.03, -0.45), (0.06, -0.43), (-0.06, -0.43),

@@ -11,6 +11,7 @@ from posecli.parse import ParseParams, parse_batch
 from posecli.parse.resample import map_operators
 from posecli.preprocess import Geometry
 from posecli.skeleton import (
+    COCO17_FLIP,
     COCO17_FROM_COCO18,
     COCO17_NAMES,
     COCO18_NAMES,
@@ -20,7 +21,6 @@ from posecli.skeleton import (
     coco18_to_coco17,
 )
 from posecli.train.targets import (
-    COCO17_FLIP,
     build_targets,
     cell_centres,
     coco18_from_coco17,

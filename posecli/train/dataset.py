@@ -33,13 +33,13 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from ..errors import InputError, UsageError
+from ..model import STRIDE
 from ..preprocess import Geometry, preprocess
+from ..skeleton import COCO17_FLIP
 from ..video import read_image
 from .targets import (
-    COCO17_FLIP,
     LIMB_WIDTH,
     SIGMA,
-    STRIDE,
     build_targets,
     is_ignored,
     region_mask,

@@ -48,10 +48,11 @@ from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
 from ..errors import UsageError, WeightsError
-from ..model import ModelConfig, PoseNet
+from ..model import STRIDE, ModelConfig, PoseNet
 from ..pipeline import resolve_device
 from ..weights import CHECKPOINT_FORMAT, load_untrusted, save_checkpoint
 from .dataset import Augment, CocoPoseDataset, worker_init_fn
+from .targets import LIMB_WIDTH, SIGMA
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine")
@@ -96,8 +97,8 @@ class TrainOptions:
     threads: int = 0  # CPU threads of torch in the training process; 0 = torch's default
     vgg: str | None = None
     augment: Augment = field(default_factory=Augment)
-    sigma: float = 7.0
-    limb_width: float = 8.0
+    sigma: float = SIGMA
+    limb_width: float = LIMB_WIDTH
     resume: str | None = None
 
     def __post_init__(self) -> None:
@@ -117,7 +118,8 @@ class TrainOptions:
             (self.threads >= 0, "--threads must be >= 0"),
             (self.sigma > 0, "--sigma must be > 0"),
             (self.limb_width > 0, "--limb-width must be > 0"),
-            (self.crop >= 16 and self.crop % 8 == 0, "--crop must be a multiple of 8, >= 16"),
+            (self.crop >= 2 * STRIDE and self.crop % STRIDE == 0,
+             f"--crop must be a multiple of {STRIDE}, >= {2 * STRIDE}"),
         ]
         for ok, message in checks:
             if not ok:

@@ -33,9 +33,9 @@ from typing import Any
 
 import numpy as np
 
+from ..model import STRIDE
 from ..skeleton import (
     COCO17_FROM_COCO18,
-    COCO17_NAMES,
     COCO18_NAMES,
     LIMBS,
     NUM_HEATMAPS,
@@ -44,7 +44,6 @@ from ..skeleton import (
     PAF_CHANNELS,
 )
 
-STRIDE = 8
 #: Gaussian sigma of the part heatmaps, in input pixels (the CMU training value).
 SIGMA = 7.0
 #: Half width of a limb's PAF band, in input pixels (one map cell each side).
@@ -56,12 +55,6 @@ _LEFT_SHOULDER = COCO18_NAMES.index("left_shoulder")
 _RIGHT_SHOULDER = COCO18_NAMES.index("right_shoulder")
 _NECK = COCO18_NAMES.index("neck")
 
-#: For each COCO-17 keypoint, the index of its left/right mirror (for flips).
-COCO17_FLIP: np.ndarray = np.array(
-    [COCO17_NAMES.index(n.replace("left", "#").replace("right", "left").replace("#", "right"))
-     for n in COCO17_NAMES],
-    dtype=np.int64,
-)
 
 
 @dataclass(frozen=True)
