@@ -31,7 +31,7 @@ from .parse.resample import operators_on
 from .pipeline import DEFAULT_NET_HEIGHT, Estimator, PoseModel
 from .preprocess import Geometry, check_net_height, plan_geometry, preprocess
 from .skeleton import COCO18_FLIP, LIMBS, NUM_HEATMAPS, NUM_PARTS, PAF_CHANNELS
-from .train.dataset import PERSON_CATEGORY, load_coco
+from .train.dataset import PERSON_CATEGORY, image_folder, image_path, load_coco
 from .video import read_image
 
 #: COCOeval's keypoint summary, in the order of ``COCOeval.stats``.
@@ -215,9 +215,7 @@ def evaluate(model: PoseModel, annotations: str | Path, images: str | Path,
     the first N images (by id); only those are scored.
     """
     coco = load_coco(annotations)
-    folder = Path(images)
-    if not folder.is_dir():
-        raise InputError(f"image folder not found: {folder}")
+    folder = image_folder(images)
     ids = sorted(coco.getImgIds())
     if max_images is not None:
         if max_images < 1:
@@ -225,12 +223,7 @@ def evaluate(model: PoseModel, annotations: str | Path, images: str | Path,
         ids = ids[:max_images]
     if not ids:
         raise InputError(f"annotation file {annotations} lists no images")
-    paths = {}
-    for image_id in ids:
-        path = folder / str(coco.imgs[image_id]["file_name"])
-        if not path.is_file():
-            raise InputError(f"image file not found: {path} (listed in {annotations})")
-        paths[image_id] = path
+    paths = {image_id: image_path(folder, coco.imgs[image_id], annotations) for image_id in ids}
     scales = tuple(scales)
     if len(scales) == 1 and scales[0] == 1.0 and not flip:
         single = Estimator(model, net_height, params)

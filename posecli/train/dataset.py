@@ -85,6 +85,24 @@ class _Image:
     ignored: tuple[dict[str, Any], ...]  # crowd / unlabelled annotations
 
 
+def image_folder(images: str | Path) -> Path:
+    """The folder of a dataset's images; InputError when it is not a folder."""
+    folder = Path(images)
+    if not folder.is_dir():
+        raise InputError(f"image folder not found: {folder}")
+    return folder
+
+
+def image_path(folder: Path, info: dict[str, Any], annotations: str | Path,
+               check: bool = True) -> Path:
+    """The file of one COCO image record in ``folder``; when ``check``, InputError
+    unless it exists."""
+    path = folder / str(info["file_name"])
+    if check and not path.is_file():
+        raise InputError(f"image file not found: {path} (listed in {annotations})")
+    return path
+
+
 def load_coco(annotations: str | Path):
     """A pycocotools COCO object; one-line InputError for a missing or broken file.
 
@@ -139,9 +157,7 @@ class CocoPoseDataset(Dataset):
         self.sigma, self.limb_width = sigma, limb_width
         self.augment = augment or Augment()
         self.epoch = 0
-        image_dir = Path(images)
-        if not image_dir.is_dir():
-            raise InputError(f"image folder not found: {image_dir}")
+        image_dir = image_folder(images)
         coco = load_coco(annotations)
         self.images: list[_Image] = []
         for image_id in sorted(coco.getImgIds()):
@@ -154,9 +170,7 @@ class CocoPoseDataset(Dataset):
             keypoints = np.array([np.asarray(a["keypoints"], dtype=np.float64).reshape(17, 3)
                                   for a in people])
             boxes = [_box(a, k) for a, k in zip(people, keypoints)]
-            path = image_dir / str(info["file_name"])
-            if check_files and not path.is_file():
-                raise InputError(f"image file not found: {path} (listed in {annotations})")
+            path = image_path(image_dir, info, annotations, check_files)
             self.images.append(_Image(
                 id=int(image_id), path=path,
                 height=int(info.get("height", 0)), width=int(info.get("width", 0)),
