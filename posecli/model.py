@@ -78,20 +78,20 @@ class PoseNet(nn.Module):
     def __init__(self, config: ModelConfig | None = None) -> None:
         super().__init__()
         self.config = config = config or ModelConfig()
-        # (name, kind) in execution order for the trunk; kind is "conv" or "pool".
-        self._trunk: list[tuple[str, bool]] = []  # (name, relu after)
+        # The trunk in execution order: conv layer names (each followed by a ReLU), "pool".
+        self._trunk: list[str] = []
         cin = 3
         for item in _VGG_LAYOUT:
             if item == "pool":
-                self._trunk.append(("pool", False))
+                self._trunk.append("pool")
                 continue
             name, block = item
             self.add_module(name, _conv(cin, config.vgg_widths[block], 3))
-            self._trunk.append((name, True))
+            self._trunk.append(name)
             cin = config.vgg_widths[block]
         for name, width in zip(("conv4_3_CPM", "conv4_4_CPM"), config.cpm_widths):
             self.add_module(name, _conv(cin, width, 3))
-            self._trunk.append((name, True))
+            self._trunk.append(name)
             cin = width
         features = cin
         # Per stage and branch: the ordered conv names (last one has no ReLU).
@@ -130,10 +130,8 @@ class PoseNet(nn.Module):
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """N x 3 x H x W normalised BGR -> N x F x H/8 x W/8 features."""
         x = images
-        for name, relu in self._trunk:
-            x = self.pool(x) if name == "pool" else getattr(self, name)(x)
-            if relu:
-                x = self.relu(x)
+        for name in self._trunk:
+            x = self.pool(x) if name == "pool" else self.relu(getattr(self, name)(x))
         return x
 
     def forward(self, images: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
