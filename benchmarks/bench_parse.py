@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import platform
 import statistics
 import sys
 import time
@@ -26,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from machine import describe, sync  # noqa: E402
 from render_maps import crowd, render_maps  # noqa: E402
 
 from posecli.parse import ParseParams, parse_batch  # noqa: E402
@@ -35,16 +34,6 @@ from posecli.parse.peaks import find_peaks  # noqa: E402
 from posecli.parse.resample import map_operators, operators_on  # noqa: E402
 from posecli.preprocess import plan_geometry  # noqa: E402
 from posecli.skeleton import NUM_PARTS  # noqa: E402
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def rows_for(count: int, height: int, width: int) -> int:
@@ -59,15 +48,12 @@ class Timer:
         self.device = device
         self.times: dict[str, list[float]] = {}
 
-    def sync(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
 
     def run(self, name: str, fn, *args):
-        self.sync()
+        sync(self.device)
         start = time.perf_counter()
         result = fn(*args)
-        self.sync()
+        sync(self.device)
         self.times.setdefault(name, []).append(time.perf_counter() - start)
         return result
 
@@ -112,12 +98,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     params = ParseParams()
     console = Console(width=max(Console().width, 150))
-    machine = (f"CPU: {cpu_model()} ({os.cpu_count()} logical cores) | torch {torch.__version__}"
-               f" | {torch.get_num_threads()} torch threads | numpy {np.__version__}"
-               f" | device {device}")
-    if device.type == "cuda":
-        machine += f" ({torch.cuda.get_device_name(device)})"
-    console.print(machine)
+    console.print(describe(device))
 
     table = Table(title=f"parse time per frame, median of {args.repeats} runs (ms), "
                         f"net height {args.net_height}")

@@ -15,7 +15,6 @@ is in bench_parse.py.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import tempfile
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
+from machine import describe, sync
 from rich.console import Console
 from rich.table import Table
 
@@ -36,25 +36,6 @@ from posecli.weights import LoadedWeights
 
 SHARED_VTEST = Path(__file__).resolve().parents[2] / "shared" / "media" / "vtest.avi"
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def machine(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
-    cpu = platform.processor() or "cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}"
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def make_1080p_clip(folder: Path, frames: int) -> Path:
@@ -136,7 +117,7 @@ def main() -> None:
     repeats = args.repeats or (10 if gpu else 2)
     e2e_frames = args.e2e_frames or (400 if gpu else 8)
 
-    table = Table(title=f"posecli pipeline benchmark — {machine(device)}")
+    table = Table(title=f"posecli pipeline benchmark — {describe(device)}")
     for column in ("stage", "setting", "frames/s", "notes"):
         table.add_column(column, justify="right" if column == "frames/s" else "left")
 
