@@ -37,7 +37,7 @@ from .formats import FrameResult, temp_file_beside
 from .parse import Person
 from .sinks import Sink
 from .skeleton import LIMBS, NUM_PARTS, NUM_SEEDING_LIMBS, PART_COLOURS_RGB
-from .video import FrameBatch, VideoInfo, is_stream
+from .video import FrameBatch, VideoInfo, is_stream, stream_start
 
 __all__ = ["LIMB_ALPHA", "RenderSink", "default_thickness", "draw_poses"]
 
@@ -290,8 +290,7 @@ class RenderSink(Sink):
             final = self._video_tmp
             if self._audio_streams:
                 final = self._temp_file()
-                _remux_with_audio(self._video_tmp, self.audio_source, final,
-                                  _video_start(self.audio_source))
+                _remux_with_audio(self._video_tmp, self.audio_source, final)
             os.replace(final, self.dest)
         except _AV_ERRORS as exc:
             self.discard()
@@ -447,27 +446,17 @@ def _count_audio(source: str) -> int:
         return 0
 
 
-def _video_start(source: str) -> float:
-    """Start time in seconds of the source's first video stream (0 when unknown)."""
-    with av.open(source) as container:
-        if not container.streams.video:
-            return 0.0
-        stream = container.streams.video[0]
-        if stream.start_time is None or stream.time_base is None:
-            return 0.0
-        return float(stream.start_time * stream.time_base)
-
-
-def _remux_with_audio(video: Path, source: str, out: Path, offset: float) -> None:
+def _remux_with_audio(video: Path, source: str, out: Path) -> None:
     """Write ``out``: the video stream of ``video`` and the audio of ``source``.
 
-    Audio times are shifted by ``-offset`` seconds (the source's video start), so
-    sound stays in sync with frames whose timestamps count from that start.
+    Audio times are shifted back by the start time of the source's video stream,
+    so sound stays in sync with frames whose timestamps count from that start.
     Packets of the two files are merged in time order, so the muxer buffers little.
     """
     with av.open(str(video)) as vin, av.open(source) as ain, \
             av.open(str(out), "w", format="mp4", options={"movflags": "+faststart"}) as dst:
         vstream = vin.streams.video[0]
+        offset = stream_start(ain.streams.video[0]) if ain.streams.video else 0.0
         video_out = {vstream.index: (dst.add_stream_from_template(vstream), False)}
         audio = list(ain.streams.audio)
         audio_out: dict[int, tuple[Any, bool]] = {}

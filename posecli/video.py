@@ -450,10 +450,7 @@ class _PacketDecoder:
         self._stream = stream
         self._source = source
         self._warn = warn
-        if stream.start_time is None or stream.time_base is None:
-            self.stream_start = 0.0
-        else:
-            self.stream_start = float(stream.start_time * stream.time_base)
+        self.stream_start = stream_start(stream)
         self._last_time = 0.0
         self._in_a_row = 0
         # pts of the packets read whose frame has not come out (yet): about as many
@@ -563,6 +560,13 @@ def _name(source: str) -> str:
 def _is_camera(source: str) -> bool:
     """A V4L2 device path, opened with the ``v4l2`` format."""
     return source.startswith(_CAMERA_PREFIX)
+
+
+def stream_start(stream: av.stream.Stream) -> float:
+    """A stream's start time in seconds (0 when unknown)."""
+    if stream.start_time is None or stream.time_base is None:
+        return 0.0
+    return float(stream.start_time * stream.time_base)
 
 
 def is_stream(source: str) -> bool:
