@@ -135,11 +135,12 @@ class MultiScaleEstimator:
         """(heatmaps 19 x H x W, pafs 38 x H x W) at the image's resolution, averaged."""
         height, width = image.shape[:2]
         frames = np.stack([image, image[:, ::-1]]) if self.flip else image[None]
+        frames = torch.from_numpy(np.ascontiguousarray(frames)).to(self.model.device)  # once
         heat_sum = paf_sum = None
         for scale in self.scales:
             geometry = plan_geometry(height, width, round(scale * self.net_height))
             rows, cols = operators_on(geometry, 0.0, self.model.device)[:2]
-            net_input = preprocess(np.ascontiguousarray(frames), geometry, self.model.device)
+            net_input = preprocess(frames, geometry, self.model.device)
             heatmaps, pafs = self.model.network.predict(net_input)
             heatmaps = rows @ heatmaps.float() @ cols.T  # N x 19 x H x W
             pafs = rows @ pafs.float() @ cols.T
