@@ -7,7 +7,25 @@ raw outputs of any network with the CMU output layout.
 
 __version__ = "0.1.0"
 
-from .parse import ParseParams, Person
-from .pipeline import PoseModel, estimate, load_model
+from typing import TYPE_CHECKING, Any
+
+from .parse.params import ParseParams
+
+if TYPE_CHECKING:
+    from .parse import Person
+    from .pipeline import PoseModel, estimate, load_model
 
 __all__ = ["ParseParams", "Person", "PoseModel", "__version__", "estimate", "load_model"]
+
+_LAZY = {"Person": "parse", "PoseModel": "pipeline", "estimate": "pipeline",
+         "load_model": "pipeline"}
+
+
+def __getattr__(name: str) -> Any:
+    """The API's torch-backed names, imported on first use (the command line starts
+    without torch)."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

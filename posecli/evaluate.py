@@ -24,11 +24,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from .defaults import DEFAULT_NET_HEIGHT
 from .errors import InputError, UsageError
 from .formats import coco_annotation
 from .parse import ParseParams, Person, parse_batch
 from .parse.resample import operators_on
-from .pipeline import DEFAULT_NET_HEIGHT, Estimator, PoseModel
+from .pipeline import Estimator, PoseModel
 from .preprocess import Geometry, check_net_height, plan_geometry, preprocess
 from .skeleton import COCO18_FLIP, LIMBS, NUM_HEATMAPS, NUM_PARTS, PAF_CHANNELS
 from .train.dataset import PERSON_CATEGORY, image_folder, image_path, load_coco

@@ -13,14 +13,16 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
 
 from .errors import PoseCliError, error_reason
-from .parse import Person
 from .skeleton import COCO17_NAMES, COCO17_SKELETON, coco18_to_coco17
+
+if TYPE_CHECKING:
+    from .parse import Person
 
 FORMATS = ("coco", "openpose")
 _DECIMALS = 5  # scores are rounded so outputs compare cleanly across runs

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from . import __version__
+from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_NET_HEIGHT
 from .errors import PoseCliError, UsageError
 from .formats import FrameResult
 from .interrupts import run_interruptibly, signals_held
@@ -24,10 +25,8 @@ from .parse import ParseParams, Person, parse_batch
 from .preprocess import check_net_height, plan_geometry, preprocess
 from .sinks import Sink
 from .video import FrameBatch, VideoInfo, VideoReader
-from .weights import LoadedWeights, build_model, load_weights, resolve_weights
-
-DEFAULT_NET_HEIGHT = 368
-DEFAULT_BATCH_SIZE = 8
+from .weights.load import LoadedWeights, build_model, load_weights
+from .weights.store import resolve_weights
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .defaults import STRIDE
 from .errors import UsageError
-from .model import STRIDE
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,19 @@ class JsonLinesSink(Sink):
             self._tmp = None
 
 
+class PeopleCounter(Sink):
+    """Counts the people found (for summary lines); writes nothing."""
+
+    def __init__(self) -> None:
+        self.people = 0
+
+    def add(self, batch: FrameBatch, frames: list[FrameResult]) -> None:
+        self.people += sum(len(frame.people) for frame in frames)
+
+    def finish(self, info: dict[str, Any]) -> None:
+        pass
+
+
 #: Every --format value: whole documents, or a JSON-lines stream.
 OUTPUT_FORMATS = (*FORMATS, JSONL)
 

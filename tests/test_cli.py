@@ -216,7 +216,7 @@ def test_missing_output_folder(tmp_path, tiny_weights, small_video, capsys):
 def test_console_script_prints_no_traceback(tmp_path):
     """The installed entry point, in a real process: one line, exit 1, nothing written."""
     out = tmp_path / "o.json"
-    result = subprocess.run([sys.executable, "-m", "posecli.cli", "video",
+    result = subprocess.run([sys.executable, "-m", "posecli", "video",
                              str(tmp_path / "missing.mp4"), "--out", str(out)],
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 1

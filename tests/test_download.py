@@ -15,7 +15,7 @@ import torch
 from typer.testing import CliRunner
 
 from posecli import weights as W
-from posecli.cli_weights import weights_app
+from posecli.cli.weights import weights_app
 from posecli.errors import WeightsError
 from posecli.model import ModelConfig, PoseNet
 

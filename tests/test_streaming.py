@@ -77,7 +77,7 @@ def test_signal_stops_a_real_process(signum, tmp_path, tiny_weights):
     frames = np.full((400, 64, 96, 3), 120, dtype=np.uint8)
     video = write_video(tmp_path / "long.mp4", frames)
     process = subprocess.Popen(
-        [sys.executable, "-m", "posecli.cli", "video", str(video), "--weights",
+        [sys.executable, "-m", "posecli", "video", str(video), "--weights",
          str(tiny_weights), "--out", "-", "--format", "jsonl", "--net-height", "64",
          "--batch-size", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -10,7 +10,7 @@ import torch
 from typer.testing import CliRunner
 
 from posecli import weights as W
-from posecli.cli_weights import describe_config, human_size, weights_app
+from posecli.cli.weights import describe_config, human_size, weights_app
 from posecli.errors import NoWeightsError, UsageError, WeightsError
 from posecli.model import ModelConfig, PoseNet, count_parameters
 
@@ -371,7 +371,7 @@ def test_no_weights_anywhere(cache) -> None:
 
 def test_cache_dir_defaults_to_platformdirs(monkeypatch) -> None:
     monkeypatch.delenv("POSECLI_CACHE_DIR", raising=False)
-    monkeypatch.setattr(W.platformdirs, "user_cache_dir", lambda app: f"/cache-root/{app}")
+    monkeypatch.setattr(W.store.platformdirs, "user_cache_dir", lambda app: f"/cache-root/{app}")
     assert W.weights_dir() == Path("/cache-root/posecli/weights")
 
 
@@ -445,14 +445,14 @@ def test_builtin_model_by_name(tmp_path, monkeypatch):
     from posecli.model import PoseNet as Net
     from posecli.pipeline import load_model
 
-    monkeypatch.setattr(W, "BUILTIN_DIR", tmp_path)
-    with pytest.raises(W.NoWeightsError) as info:
+    monkeypatch.setattr(W.store, "BUILTIN_DIR", tmp_path)
+    with pytest.raises(NoWeightsError) as info:
         W.resolve_weights(None)
     assert "--weights demo" not in str(info.value)
     W.save_checkpoint(tmp_path / "demo.pt", Net(tiny),
                       {"label": "synthetic-data demonstration model"})
     assert W.resolve_weights("demo") == tmp_path / "demo.pt"
-    with pytest.raises(W.NoWeightsError) as info:
+    with pytest.raises(NoWeightsError) as info:
         W.resolve_weights(None)  # never picked silently
     assert "--weights demo" in str(info.value) and info.value.exit_code == 2
     model = load_model("demo", device="cpu")

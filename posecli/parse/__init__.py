@@ -7,7 +7,20 @@ resampling (``resample``), peak finding (``peaks``), limb scoring and matching
 (``limbs``) and greedy assembly (``assemble``).
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .params import ParseParams
-from .parse import Person, parse_batch
+
+if TYPE_CHECKING:
+    from .parse import Person, parse_batch
 
 __all__ = ["ParseParams", "Person", "parse_batch"]
+
+
+def __getattr__(name: str) -> Any:
+    """``Person`` and ``parse_batch`` load torch, so they are imported on first use."""
+    if name in ("Person", "parse_batch"):
+        from . import parse
+
+        return getattr(parse, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -32,8 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from ..defaults import STRIDE
 from ..errors import InputError, UsageError
-from ..model import STRIDE
 from ..preprocess import Geometry, preprocess
 from ..skeleton import COCO17_FLIP
 from ..video import read_image

@@ -50,7 +50,7 @@ from torch.utils.data.distributed import DistributedSampler
 from ..errors import UsageError, WeightsError
 from ..model import STRIDE, ModelConfig, PoseNet
 from ..pipeline import resolve_device
-from ..weights import CHECKPOINT_FORMAT, load_untrusted, save_checkpoint
+from ..weights.load import CHECKPOINT_FORMAT, load_untrusted, save_checkpoint
 from .dataset import Augment, CocoPoseDataset, worker_init_fn
 from .targets import LIMB_WIDTH, SIGMA
 

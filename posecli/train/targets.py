@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ..model import STRIDE
+from ..defaults import STRIDE
 from ..skeleton import (
     COCO17_FROM_COCO18,
     COCO18_NAMES,

@@ -12,15 +12,14 @@ from typing import Annotated
 
 import typer
 
-from .errors import UsageError, WeightsError
-from .model import ModelConfig
-from .weights import (
+from ..errors import UsageError, WeightsError
+from ..model_config import ModelConfig
+from ..weights.store import (
     CMU_BODY_URL,
     builtin_models,
     default_weights_path,
     download,
     file_sha256,
-    load_weights,
     resolve_weights,
     weights_dir,
 )
@@ -67,6 +66,8 @@ def download_command(
     expected = _check_sha256(sha256)
     target = dest or default_weights_path()
     digest = download(url, target, sha256=expected, progress=True)
+    from ..weights.load import load_weights
+
     try:
         loaded = load_weights(target)
     except WeightsError as exc:
@@ -97,6 +98,8 @@ def _describe_file(path: Path) -> str:
     """``FORMAT  SHA256`` of a cached file, or why it cannot be used."""
     if path.suffix == ".part":
         return f"partial download  {file_sha256(path)}"
+    from ..weights.load import load_weights
+
     try:
         loaded = load_weights(path)
     except WeightsError as exc:
@@ -117,6 +120,8 @@ def verify_command(
         "--sha256", help="Expected SHA-256 (hex) of the file.")] = None,
 ) -> None:
     """Load a weights file and print its format, size, config and SHA-256."""
+    from ..weights.load import load_weights
+
     expected = _check_sha256(sha256)
     loaded = load_weights(file)
     typer.echo(f"path: {file}")

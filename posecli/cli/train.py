@@ -18,7 +18,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .cli_options import (
+from ..defaults import DEFAULT_NET_HEIGHT
+from ..errors import UsageError
+from ..model_config import ModelConfig
+from .options import (
     DEVICE,
     MIN_PARTS,
     MIN_SCORE,
@@ -31,9 +34,6 @@ from .cli_options import (
     WEIGHTS,
     parse_params,
 )
-from .errors import UsageError
-from .model import ModelConfig
-from .pipeline import DEFAULT_NET_HEIGHT
 
 _MODEL = ModelConfig()
 
@@ -151,8 +151,8 @@ def train_command(
     Example: posecli train --images data/images --annotations data/annotations.json
     --out runs/demo --width 0.25 --stages 3 --crop 184 --steps 2000
     """
-    from .train.dataset import Augment
-    from .train.loop import TrainOptions, options_from_checkpoint, summary, train
+    from ..train.dataset import Augment
+    from ..train.loop import TrainOptions, options_from_checkpoint, summary, train
 
     config = model_config(stages, width, vgg_widths, cpm_widths, stage1_width, stage1_hidden,
                           refine_width, refine_kernel)
@@ -232,10 +232,10 @@ def eval_command(
     Example: posecli eval --weights runs/demo/last.pt --images val/images
     --annotations val/annotations.json --scales 1.0,0.5 --flip --out results.json
     """
-    from .evaluate import METRICS, evaluate, parse_scales
-    from .formats import check_output_path, write_json
-    from .pipeline import load_model
-    from .preprocess import check_net_height
+    from ..evaluate import METRICS, evaluate, parse_scales
+    from ..formats import check_output_path, write_json
+    from ..pipeline import load_model
+    from ..preprocess import check_net_height
 
     scale_values = parse_scales(scales)
     for scale in scale_values:
@@ -265,8 +265,3 @@ def eval_command(
     table.add_row(*(f"{evaluation.stats[name]:.3f}" for name in METRICS))
     Console(highlight=False).print(table)
 
-
-def register(app: typer.Typer) -> None:
-    """Add ``train`` and ``eval`` to the posecli app."""
-    app.command("train")(train_command)
-    app.command("eval")(eval_command)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import typer
 
-from .parse import ParseParams
-from .pipeline import DEFAULT_BATCH_SIZE, DEFAULT_NET_HEIGHT
+from ..defaults import DEFAULT_BATCH_SIZE, DEFAULT_NET_HEIGHT
+from ..parse.params import ParseParams
 
 _DEFAULTS = ParseParams()
 

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .compare import CompareResult, FrameComparison, Tolerances, compare_files
+from ..compare import CompareResult, FrameComparison, Tolerances, compare_files
 
 _DEFAULTS = Tolerances()
 _LOG_WIDTH = 120
@@ -72,11 +72,6 @@ def compare(
         print_report(result, rows=rows, quiet=quiet)
     if not result.passed:
         raise typer.Exit(1)
-
-
-def register(app: typer.Typer) -> None:
-    """Add the ``compare`` command to ``app``."""
-    app.command(name="compare")(compare)
 
 
 def print_report(result: CompareResult, rows: int = 20, quiet: bool = False,

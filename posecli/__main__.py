@@ -1,0 +1,5 @@
+"""``python -m posecli``: the command line."""
+
+from .cli import entry
+
+entry()

@@ -1,0 +1,109 @@
+"""``posecli batch``: many videos with one model load; outputs mirror the input tree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from .. import __version__
+from ..errors import Interrupted
+from .console import count, progress_bars, say, warn
+from .options import (
+    BATCH,
+    DEVICE,
+    FORMAT,
+    MIN_PARTS,
+    MIN_SCORE,
+    NET_HEIGHT,
+    PAF_FRACTION,
+    PAF_THRESHOLD,
+    PEAK,
+    QUIET,
+    SAMPLES,
+    SIGMA,
+    WEIGHTS,
+    parse_params,
+)
+from .video import open_sinks
+
+
+def batch(
+    inputs: list[str] = typer.Argument(..., help="Video files, directories (recursive) or globs."),
+    out_dir: Path = typer.Option(..., "--out-dir", "-d", help="Folder for the outputs."),
+    skip_existing: bool = typer.Option(
+        False, "--skip-existing", help="Skip inputs whose complete output already exists."),
+    manifest: Path | None = typer.Option(
+        None, "--manifest", help="Where to write the manifest (default OUT_DIR/manifest.json)."),
+    render_dir: Path | None = typer.Option(
+        None, "--render-dir", help="Also write an annotated MP4 per input, mirrored here."),
+    weights: str | None = WEIGHTS,
+    device: str = DEVICE,
+    batch_size: int = BATCH,
+    net_height: int = NET_HEIGHT,
+    fmt: str = FORMAT,
+    quiet: bool = QUIET,
+    peak_threshold: float = PEAK,
+    smoothing_sigma: float = SIGMA,
+    paf_samples: int = SAMPLES,
+    paf_threshold: float = PAF_THRESHOLD,
+    paf_min_fraction: float = PAF_FRACTION,
+    min_parts: int = MIN_PARTS,
+    min_score: float = MIN_SCORE,
+) -> None:
+    """Process many videos with one model load; outputs mirror the input tree.
+
+    Example: posecli batch videos/ --out-dir poses/ --skip-existing
+    """
+    from ..batch import (
+        MANIFEST_NAME,
+        Job,
+        JobResult,
+        plan_jobs,
+        prepare_dir,
+        run_jobs,
+        write_manifest,
+    )
+    from ..pipeline import Estimator, load_model, run_video_to_sinks
+    from ..sinks import JSONL, PeopleCounter, check_format
+    from ..video import VideoReader
+
+    params = parse_params(smoothing_sigma, peak_threshold, paf_samples, paf_threshold,
+                          paf_min_fraction, min_parts, min_score)
+    check_format(fmt)
+    jobs = plan_jobs(inputs, out_dir, ".jsonl" if fmt == JSONL else ".json", render_dir)
+    prepare_dir(out_dir)
+    if render_dir is not None:
+        prepare_dir(render_dir)
+    model = load_model(weights, device)
+    estimator = Estimator(model, net_height, params, warn)
+
+    with progress_bars(quiet, files=len(jobs)) as progress:
+        def run_one(job: Job) -> tuple[int, int]:
+            job.output.parent.mkdir(parents=True, exist_ok=True)
+            if job.render is not None:
+                job.render.parent.mkdir(parents=True, exist_ok=True)
+            with VideoReader(str(job.source), batch_size, on_warning=warn) as reader:
+                counter = PeopleCounter()
+                sinks = [*open_sinks(fmt, job.output, job.render, reader.info), counter]
+                run = run_video_to_sinks(reader, model, estimator, sinks, progress.advance,
+                                         keep_incomplete=False)
+            return run.frames_processed, counter.people
+
+        def done(result: JobResult) -> None:
+            progress.file_done()
+            if result.status == "failed":
+                say(f"posecli: failed: {result.input}: {result.error}")
+
+        report = run_jobs(jobs, run_one, skip_existing, done)
+    header = {"tool": "posecli", "version": __version__, "model": model.describe(),
+              "options": {**estimator.options(), "format": fmt}}
+    write_manifest(manifest or out_dir / MANIFEST_NAME, report, header)
+    totals = report.totals()
+    say(f"posecli: {count(totals['files'], 'file')}: {totals['ok']} ok, {totals['skipped']} "
+        f"skipped, {totals['failed']} failed; {totals['frames']} frames, "
+        f"{totals['people']} people, {totals['fps']:.1f} fps")
+    if report.interrupted:
+        raise Interrupted("interrupted: finished outputs kept, the one in progress discarded")
+    if totals["failed"]:
+        raise typer.Exit(1)

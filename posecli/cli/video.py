@@ -1,0 +1,101 @@
+"""``posecli video``: one video (file, stdin, camera or URL) into one output file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from ..errors import Interrupted
+from .console import progress_bars, warn
+from .options import (
+    BATCH,
+    DEVICE,
+    FORMAT,
+    MIN_PARTS,
+    MIN_SCORE,
+    NET_HEIGHT,
+    OUT,
+    PAF_FRACTION,
+    PAF_THRESHOLD,
+    PEAK,
+    QUIET,
+    SAMPLES,
+    SIGMA,
+    WEIGHTS,
+    parse_params,
+)
+
+if TYPE_CHECKING:
+    from ..sinks import Sink
+    from ..video import VideoInfo
+
+
+def video(
+    input: str = typer.Argument(
+        ..., help="Video file (any format FFmpeg reads), - for stdin, /dev/videoN, or a URL."),
+    out: str = OUT,
+    weights: str | None = WEIGHTS,
+    device: str = DEVICE,
+    batch_size: int = BATCH,
+    net_height: int = NET_HEIGHT,
+    frames: str | None = typer.Option(
+        None, "--frames", help="Frames to process, START:END[:STEP] (Python slice; e.g. 0:300:5)."),
+    fmt: str = FORMAT,
+    realtime: bool = typer.Option(
+        False, "--realtime", help="Live sources: drop frames when processing falls behind."),
+    render: Path | None = typer.Option(
+        None, "--render", help="Also write an MP4 of the frames with skeletons drawn."),
+    quiet: bool = QUIET,
+    peak_threshold: float = PEAK,
+    smoothing_sigma: float = SIGMA,
+    paf_samples: int = SAMPLES,
+    paf_threshold: float = PAF_THRESHOLD,
+    paf_min_fraction: float = PAF_FRACTION,
+    min_parts: int = MIN_PARTS,
+    min_score: float = MIN_SCORE,
+) -> None:
+    """Estimate poses in every frame of a video; write one JSON file.
+
+    Example: posecli video in.mp4 --out poses.json --frames 0:300
+    """
+    from ..formats import check_output_path
+    from ..pipeline import Estimator, load_model, run_video_to_sinks, selected_count
+    from ..sinks import check_format
+    from ..video import VideoReader, parse_frame_range
+
+    params = parse_params(smoothing_sigma, peak_threshold, paf_samples, paf_threshold,
+                          paf_min_fraction, min_parts, min_score)
+    frame_range = parse_frame_range(frames) if frames is not None else None
+    check_format(fmt)
+    check_output_path(out)
+    if render is not None:
+        check_output_path(render)
+    with VideoReader(input, batch_size, frame_range, realtime=realtime,
+                     on_warning=warn) as reader:  # bad input fails before the model loads
+        model = load_model(weights, device)
+        estimator = Estimator(model, net_height, params, warn)
+        sinks = open_sinks(fmt, out, render, reader.info)
+        with progress_bars(quiet) as progress:
+            progress.start(selected_count(frame_range, reader.info.frame_count))
+            run = run_video_to_sinks(reader, model, estimator, sinks, progress.advance,
+                                     {"frames": frames, "realtime": realtime})
+    if not run.complete:
+        raise Interrupted(f"interrupted: {run.frames_processed} frames written to {out}, "
+                          "marked incomplete")
+
+
+def open_sinks(fmt: str, out: str | Path, render: Path | None, info: VideoInfo) -> list[Sink]:
+    """The output sink, plus the annotated-video sink when asked for."""
+    from ..render import RenderSink
+    from ..sinks import open_sink
+
+    sink = open_sink(fmt, out)
+    if render is None:
+        return [sink]
+    try:
+        return [sink, RenderSink(render, info)]
+    except BaseException:
+        sink.discard()
+        raise
