@@ -24,7 +24,7 @@ from .formats import (
     temp_file_beside,
     write_json,
 )
-from .video import FrameBatch
+from .video import FrameBatch, VideoInfo
 
 JSONL = "jsonl"
 
@@ -133,3 +133,18 @@ def open_sink(fmt: str, out: str | Path) -> Sink:
     if fmt == JSONL:
         return JsonLinesSink(out)
     return DocumentSink(fmt, out)
+
+
+def open_outputs(fmt: str, out: str | Path, render: Path | None, info: VideoInfo) -> list[Sink]:
+    """The sinks of one video: its output file (``fmt`` to ``out``), plus the annotated
+    MP4 at ``render`` when asked for. Nothing is left behind if one cannot be opened."""
+    from .render import RenderSink  # render builds on Sink: imported here, not at the top
+
+    sink = open_sink(fmt, out)
+    if render is None:
+        return [sink]
+    try:
+        return [sink, RenderSink(render, info)]
+    except BaseException:
+        sink.discard()
+        raise

@@ -25,7 +25,6 @@ from .options import (
     WEIGHTS,
     parse_params,
 )
-from .video import open_sinks
 
 
 def batch(
@@ -57,16 +56,15 @@ def batch(
     """
     from ..batch import (
         MANIFEST_NAME,
-        Job,
         JobResult,
+        VideoJobRunner,
         plan_jobs,
         prepare_dir,
         run_jobs,
         write_manifest,
     )
-    from ..pipeline import Estimator, load_model, run_video_to_sinks
-    from ..sinks import JSONL, PeopleCounter, check_format
-    from ..video import VideoReader
+    from ..pipeline import Estimator, load_model
+    from ..sinks import JSONL, check_format
 
     params = parse_params(smoothing_sigma, peak_threshold, paf_samples, paf_threshold,
                           paf_min_fraction, min_parts, min_score)
@@ -79,16 +77,7 @@ def batch(
     estimator = Estimator(model, net_height, params, warn)
 
     with progress_bars(quiet, files=len(jobs)) as progress:
-        def run_one(job: Job) -> tuple[int, int]:
-            job.output.parent.mkdir(parents=True, exist_ok=True)
-            if job.render is not None:
-                job.render.parent.mkdir(parents=True, exist_ok=True)
-            with VideoReader(str(job.source), batch_size, on_warning=warn) as reader:
-                counter = PeopleCounter()
-                sinks = [*open_sinks(fmt, job.output, job.render, reader.info), counter]
-                run = run_video_to_sinks(reader, model, estimator, sinks, progress.advance,
-                                         keep_incomplete=False)
-            return run.frames_processed, counter.people
+        run_one = VideoJobRunner(model, estimator, fmt, batch_size, progress.advance, warn)
 
         def done(result: JobResult) -> None:
             progress.file_done()

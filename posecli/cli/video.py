@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 
@@ -26,10 +25,6 @@ from .options import (
     WEIGHTS,
     parse_params,
 )
-
-if TYPE_CHECKING:
-    from ..sinks import Sink
-    from ..video import VideoInfo
 
 
 def video(
@@ -62,7 +57,7 @@ def video(
     """
     from ..formats import check_output_path
     from ..pipeline import Estimator, load_model, run_video_to_sinks, selected_count
-    from ..sinks import check_format
+    from ..sinks import check_format, open_outputs
     from ..video import VideoReader, parse_frame_range
 
     params = parse_params(smoothing_sigma, peak_threshold, paf_samples, paf_threshold,
@@ -76,7 +71,7 @@ def video(
                      on_warning=warn) as reader:  # bad input fails before the model loads
         model = load_model(weights, device)
         estimator = Estimator(model, net_height, params, warn)
-        sinks = open_sinks(fmt, out, render, reader.info)
+        sinks = open_outputs(fmt, out, render, reader.info)
         with progress_bars(quiet) as progress:
             progress.start(selected_count(frame_range, reader.info.frame_count))
             run = run_video_to_sinks(reader, model, estimator, sinks, progress.advance,
@@ -85,17 +80,3 @@ def video(
         raise Interrupted(f"interrupted: {run.frames_processed} frames written to {out}, "
                           "marked incomplete")
 
-
-def open_sinks(fmt: str, out: str | Path, render: Path | None, info: VideoInfo) -> list[Sink]:
-    """The output sink, plus the annotated-video sink when asked for."""
-    from ..render import RenderSink
-    from ..sinks import open_sink
-
-    sink = open_sink(fmt, out)
-    if render is None:
-        return [sink]
-    try:
-        return [sink, RenderSink(render, info)]
-    except BaseException:
-        sink.discard()
-        raise

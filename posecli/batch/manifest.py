@@ -1,0 +1,55 @@
+"""The record of a batch: every job's result and the totals, written as JSON."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..formats import write_atomic
+
+MANIFEST_NAME = "manifest.json"
+
+
+@dataclass
+class JobResult:
+    """What happened to one job: status is ok, skipped or failed."""
+
+    input: str
+    output: str
+    status: str
+    frames: int = 0
+    people: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+
+
+@dataclass
+class BatchReport:
+    """Every job's result, plus totals; written as the manifest."""
+
+    results: list[JobResult] = field(default_factory=list)
+    interrupted: bool = False
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.results)
+
+    def totals(self) -> dict[str, Any]:
+        seconds = sum(r.seconds for r in self.results)
+        frames = sum(r.frames for r in self.results if r.status == "ok")
+        return {
+            "files": len(self.results), "ok": self.count("ok"),
+            "skipped": self.count("skipped"), "failed": self.count("failed"),
+            "frames": frames, "people": sum(r.people for r in self.results),
+            "seconds": round(seconds, 3), "fps": round(frames / seconds, 3) if seconds else 0.0,
+            "interrupted": self.interrupted,
+        }
+
+
+def write_manifest(path: Path, report: BatchReport, header: dict[str, Any]) -> None:
+    """The machine-readable record of a batch (atomic)."""
+    document = {**header, "totals": report.totals(),
+                "files": [asdict(result) for result in report.results]}
+    write_atomic(path, orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
