@@ -67,3 +67,20 @@ def test_config_round_trip_and_validation():
         ModelConfig(stages=0)
     with pytest.raises(ValueError):
         ModelConfig(refine_kernel=4)
+
+
+def test_cpu_outputs_do_not_depend_on_the_thread_count():
+    """A one-CPU worker (a Ray actor) must write the bytes a many-thread process writes."""
+    torch.manual_seed(0)
+    net = PoseNet(TINY).eval()
+    images = torch.randn(3, 3, 64, 96)
+    threads = torch.get_num_threads()
+    outputs = []
+    try:
+        for count in (1, 2, 3):
+            torch.set_num_threads(count)
+            outputs.append(net.predict(images))
+    finally:
+        torch.set_num_threads(threads)
+    for heatmaps, pafs in outputs[1:]:
+        assert torch.equal(heatmaps, outputs[0][0]) and torch.equal(pafs, outputs[0][1])
