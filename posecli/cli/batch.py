@@ -57,42 +57,43 @@ def batch(
     from ..batch import (
         MANIFEST_NAME,
         JobResult,
-        VideoJobRunner,
+        RunnerSpec,
+        local_engine,
         plan_jobs,
         prepare_dir,
-        run_jobs,
+        run_batch,
         write_manifest,
     )
-    from ..pipeline import Estimator, load_model
     from ..sinks import JSONL, check_format
+    from ..weights.store import resolve_weights
 
     params = parse_params(smoothing_sigma, peak_threshold, paf_samples, paf_threshold,
                           paf_min_fraction, min_parts, min_score)
     check_format(fmt)
     jobs = plan_jobs(inputs, out_dir, ".jsonl" if fmt == JSONL else ".json", render_dir)
+    spec = RunnerSpec(str(resolve_weights(weights).absolute()), device, net_height, params,
+                      fmt, batch_size)
     prepare_dir(out_dir)
     if render_dir is not None:
         prepare_dir(render_dir)
-    model = load_model(weights, device)
-    estimator = Estimator(model, net_height, params, warn)
+    runner = spec.build(on_warning=warn)
 
     with progress_bars(quiet, files=len(jobs)) as progress:
-        run_one = VideoJobRunner(model, estimator, fmt, batch_size, progress.advance, warn)
-
         def done(result: JobResult) -> None:
             progress.file_done()
             if result.status == "failed":
                 say(f"posecli: failed: {result.input}: {result.error}")
 
-        report = run_jobs(jobs, run_one, skip_existing, done)
-    header = {"tool": "posecli", "version": __version__, "model": model.describe(),
-              "options": {**estimator.options(), "format": fmt}}
+        runner.on_frames = progress.advance
+        report = run_batch(jobs, local_engine(runner), skip_existing, done)
+    header = {"tool": "posecli", "version": __version__, "model": runner.model.describe(),
+              "options": {**runner.estimator.options(), "format": fmt}}
     write_manifest(manifest or out_dir / MANIFEST_NAME, report, header)
     totals = report.totals()
     say(f"posecli: {count(totals['files'], 'file')}: {totals['ok']} ok, {totals['skipped']} "
         f"skipped, {totals['failed']} failed; {totals['frames']} frames, "
         f"{totals['people']} people, {totals['fps']:.1f} fps")
     if report.interrupted:
-        raise Interrupted("interrupted: finished outputs kept, the one in progress discarded")
+        raise Interrupted("interrupted: finished outputs kept, those in progress discarded")
     if totals["failed"]:
         raise typer.Exit(1)
