@@ -22,6 +22,7 @@ from .batch import batch
 from .compare import compare
 from .console import stderr_console
 from .image import image
+from .manifest import manifest_app
 from .synth import synth
 from .train import eval_command, train_command
 from .video import video
@@ -59,6 +60,7 @@ app.command("train")(train_command)
 app.command("eval")(eval_command)
 app.command()(compare)
 app.add_typer(weights_app, name="weights")
+app.add_typer(manifest_app, name="manifest")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -33,9 +33,13 @@ def batch(
     skip_existing: bool = typer.Option(
         False, "--skip-existing", help="Skip inputs whose complete output already exists."),
     manifest: Path | None = typer.Option(
-        None, "--manifest", help="Where to write the manifest (default OUT_DIR/manifest.json)."),
+        None, "--manifest", help="Where to write the manifest (default OUT_DIR/manifest.json, "
+        "or OUT_DIR/manifest-K-of-N.json with --shard)."),
     render_dir: Path | None = typer.Option(
         None, "--render-dir", help="Also write an annotated MP4 per input, mirrored here."),
+    shard: str | None = typer.Option(
+        None, "--shard", help="K/N: only shard K of N of the inputs (0 <= K < N), for job "
+        "arrays; merge the shards' manifests with posecli manifest merge."),
     weights: str | None = WEIGHTS,
     device: str = DEVICE,
     batch_size: int = BATCH,
@@ -58,12 +62,15 @@ def batch(
         MANIFEST_NAME,
         JobResult,
         RunnerSpec,
+        Shard,
         local_engine,
         plan_jobs,
         prepare_dir,
         run_batch,
         write_manifest,
     )
+
+    part = Shard.parse(shard) if shard is not None else None
     from ..sinks import JSONL, check_format
     from ..weights.store import resolve_weights
 
@@ -71,6 +78,10 @@ def batch(
                           paf_min_fraction, min_parts, min_score)
     check_format(fmt)
     jobs = plan_jobs(inputs, out_dir, ".jsonl" if fmt == JSONL else ".json", render_dir)
+    header = {"tool": "posecli", "version": __version__}
+    if part is not None:
+        header["shard"] = part.describe(jobs, out_dir)
+        jobs = part.select(jobs, out_dir)
     spec = RunnerSpec(str(resolve_weights(weights).absolute()), device, net_height, params,
                       fmt, batch_size)
     prepare_dir(out_dir)
@@ -86,9 +97,10 @@ def batch(
 
         runner.on_frames = progress.advance
         report = run_batch(jobs, local_engine(runner), skip_existing, done)
-    header = {"tool": "posecli", "version": __version__, "model": runner.model.describe(),
-              "options": {**runner.estimator.options(), "format": fmt}}
-    write_manifest(manifest or out_dir / MANIFEST_NAME, report, header)
+    header.update({"model": runner.model.describe(),
+                   "options": {**runner.estimator.options(), "format": fmt}})
+    default_name = part.manifest_name if part is not None else MANIFEST_NAME
+    write_manifest(manifest or out_dir / default_name, report, header)
     totals = report.totals()
     say(f"posecli: {count(totals['files'], 'file')}: {totals['ok']} ok, {totals['skipped']} "
         f"skipped, {totals['failed']} failed; {totals['frames']} frames, "
