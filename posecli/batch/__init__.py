@@ -1,10 +1,12 @@
 """Many inputs, one model load: plan the jobs (:mod:`.plan`, :mod:`.shard`), run
-them (:mod:`.runner`), keep a manifest (:mod:`.manifest`).
+them (:mod:`.runner`, on an engine of :mod:`.engines`), keep a manifest
+(:mod:`.manifest`).
 
 A failed input is recorded and the batch goes on; an interrupted batch
 discards only the outputs in progress.
 """
 
+from .engines import ENGINES, EngineChoice
 from .manifest import MANIFEST_NAME, BatchReport, JobResult, merge_manifests, write_manifest
 from .plan import VIDEO_SUFFIXES, Job, find_inputs, plan_jobs, prepare_dir
 from .runner import (
@@ -18,7 +20,8 @@ from .runner import (
 from .shard import Shard, job_key
 
 __all__ = [
-    "MANIFEST_NAME", "VIDEO_SUFFIXES", "BatchReport", "Job", "JobResult", "RunnerSpec", "Shard",
-    "VideoJobRunner", "find_inputs", "is_complete", "job_key", "local_engine", "merge_manifests",
-    "plan_jobs", "prepare_dir", "run_batch", "run_job", "write_manifest",
+    "ENGINES", "MANIFEST_NAME", "VIDEO_SUFFIXES", "BatchReport", "EngineChoice", "Job",
+    "JobResult", "RunnerSpec", "Shard", "VideoJobRunner", "find_inputs", "is_complete",
+    "job_key", "local_engine", "merge_manifests", "plan_jobs", "prepare_dir", "run_batch",
+    "run_job", "write_manifest",
 ]

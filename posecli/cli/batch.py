@@ -37,6 +37,18 @@ def batch(
         "or OUT_DIR/manifest-K-of-N.json with --shard)."),
     render_dir: Path | None = typer.Option(
         None, "--render-dir", help="Also write an annotated MP4 per input, mirrored here."),
+    engine: str = typer.Option(
+        "local", "--engine", help="local (this process) or ray (workers on a Ray cluster, "
+        "or on a local Ray instance; pip install 'posecli[ray]')."),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address", help="With --engine ray: auto (the cluster this runs in), "
+        "HOST:PORT, or ray://HOST:PORT (default: a new local Ray instance)."),
+    workers: int | None = typer.Option(
+        None, "--workers", min=1, help="With --engine ray: workers, each with its own model "
+        "(default: as many as the cluster's CPUs and GPUs hold)."),
+    gpus_per_worker: float = typer.Option(
+        0.0, "--gpus-per-worker", min=0.0, help="With --engine ray: GPUs per worker; "
+        "fractions let workers share a GPU (e.g. 0.5)."),
     shard: str | None = typer.Option(
         None, "--shard", help="K/N: only shard K of N of the inputs (0 <= K < N), for job "
         "arrays; merge the shards' manifests with posecli manifest merge."),
@@ -60,10 +72,10 @@ def batch(
     """
     from ..batch import (
         MANIFEST_NAME,
+        EngineChoice,
         JobResult,
         RunnerSpec,
         Shard,
-        local_engine,
         plan_jobs,
         prepare_dir,
         run_batch,
@@ -71,6 +83,8 @@ def batch(
     )
 
     part = Shard.parse(shard) if shard is not None else None
+    choice = EngineChoice(engine, ray_address, workers, gpus_per_worker)
+    choice.check(device)
     from ..sinks import JSONL, check_format
     from ..weights.store import resolve_weights
 
@@ -84,23 +98,25 @@ def batch(
         jobs = part.select(jobs, out_dir)
     spec = RunnerSpec(str(resolve_weights(weights).absolute()), device, net_height, params,
                       fmt, batch_size)
-    prepare_dir(out_dir)
-    if render_dir is not None:
-        prepare_dir(render_dir)
-    runner = spec.build(on_warning=warn)
+    with choice.session() as session:
+        prepare_dir(out_dir)
+        if render_dir is not None:
+            prepare_dir(render_dir)
+        runner = spec.build(on_warning=warn, device=choice.driver_device)
 
-    with progress_bars(quiet, files=len(jobs)) as progress:
-        def done(result: JobResult) -> None:
-            progress.file_done()
-            if result.status == "failed":
-                say(f"posecli: failed: {result.input}: {result.error}")
+        with progress_bars(quiet, files=len(jobs)) as progress:
+            def done(result: JobResult) -> None:
+                progress.file_done()
+                if result.status == "failed":
+                    say(f"posecli: failed: {result.input}: {result.error}")
 
-        runner.on_frames = progress.advance
-        report = run_batch(jobs, local_engine(runner), skip_existing, done)
-    header.update({"model": runner.model.describe(),
-                   "options": {**runner.estimator.options(), "format": fmt}})
-    default_name = part.manifest_name if part is not None else MANIFEST_NAME
-    write_manifest(manifest or out_dir / default_name, report, header)
+            run = session.engine(spec, runner, len(jobs), progress.advance, warn)
+            report = run_batch(jobs, run, skip_existing, done)
+        header.update({"model": runner.model.describe(),
+                       "options": {**runner.estimator.options(), "format": fmt},
+                       "engine": session.describe()})
+        default_name = part.manifest_name if part is not None else MANIFEST_NAME
+        write_manifest(manifest or out_dir / default_name, report, header)
     totals = report.totals()
     say(f"posecli: {count(totals['files'], 'file')}: {totals['ok']} ok, {totals['skipped']} "
         f"skipped, {totals['failed']} failed; {totals['frames']} frames, "
