@@ -36,9 +36,16 @@ from typing import Any
 
 import torch
 
-from ..caffemodel import looks_like_caffemodel, parse_caffemodel
+from ..caffemodel import parse_caffemodel
 from ..errors import WeightsError
 from ..model import ModelConfig, PoseNet
+from .files import (
+    CAFFE,
+    PICKLE,
+    ZIP,
+    WeightsBytes,
+    read_weights_file,
+)
 
 CHECKPOINT_FORMAT = "posecli-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -212,23 +219,18 @@ def validate(state: dict[str, torch.Tensor], config: ModelConfig, path: Path) ->
 
 
 def load_weights(path: str | Path) -> LoadedWeights:
-    """Read a weights file of any supported format into PoseNet naming, validated."""
+    """Read a weights file of any supported format into PoseNet naming, validated.
+
+    Only regular files are read, and only their first bytes until they look
+    like weights (:func:`~posecli.weights.files.read_weights_file`).
+    """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise WeightsError(f"weights file not found: {path}") from None
-    except OSError as exc:
-        reason = exc.strerror or exc
-        raise WeightsError(f"weights file {path} could not be read: {reason}") from None
-    digest = hashlib.sha256(data).hexdigest()
-    if _is_torch_file(data):
-        fmt, state, config, metadata = _read_torch(data, path)
-    elif looks_like_caffemodel(data[:16]):
-        fmt, state, config, metadata = _read_caffe(data, path)
+    content = read_weights_file(path)
+    digest = hashlib.sha256(content.data).hexdigest()
+    if content.kind == CAFFE:
+        fmt, state, config, metadata = _read_caffe(content.data, path)
     else:
-        raise WeightsError(
-            f"weights file {path} could not be read: neither a PyTorch file nor a Caffe model")
+        fmt, state, config, metadata = _read_torch(content, path)
     state = _check_tensors(state, path)
     if config is None:
         config = _infer(state, path)
@@ -236,40 +238,53 @@ def load_weights(path: str | Path) -> LoadedWeights:
     return LoadedWeights(state, config, fmt, path, digest, metadata)
 
 
-def _is_torch_file(data: bytes) -> bool:
-    """torch.save writes a zip archive ("PK"); legacy files start with a pickle (0x80)."""
-    return data[:2] == b"PK" or data[:1] == b"\x80"
+def _one_line(exc: BaseException, kind: str | None) -> str:
+    """A short single-line reason for a failed torch.load of a file of this ``kind``.
 
-
-def _one_line(exc: BaseException) -> str:
-    """A short single-line reason for a failed torch.load (its first sentence)."""
+    Only a refused global means the file holds code; any other failure of the
+    restricted unpickler, or of the archive reader, means a damaged file.
+    """
     text = " ".join(str(exc).split())
+    if found := re.search(r"Unsupported global: GLOBAL ([A-Za-z_][\w.]*) was not", text):
+        return (f"it holds Python objects other than tensors ({found[1]}), "
+                "refused so no code runs")
     if isinstance(exc, pickle.UnpicklingError):
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
-        what = f" ({found[1]})" if found else ""
-        return f"it holds Python objects other than tensors{what}, refused so no code runs"
+        found = re.search(r"WeightsUnpickler error: (.*?)(?: Check the documentation|$)", text)
+        text = found[1] if found else text
     text = text.split(". ")[0] or type(exc).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
+    text = text if len(text) <= 200 else text[:197] + "..."
+    if kind == ZIP:
+        return f"it is a corrupt PyTorch archive ({text})"
+    if kind == PICKLE:
+        return f"it is a corrupt or truncated PyTorch file ({text})"
+    return text
 
 
-def load_untrusted(source: bytes | str | Path, what: str) -> Any:
+def load_untrusted(path: str | Path, what: str) -> Any:
     """torch.load of an untrusted file (tensors and plain data only: no code runs).
 
-    ``source`` is the file's bytes or path; ``what`` names it in the one-line
-    WeightsError raised when it cannot be read (e.g. "checkpoint x.pt").
+    The file is read with the same checks as :func:`load_weights` (regular files
+    only, zip structure checked); ``what`` names it, ending with its path, in the
+    one-line WeightsError raised when it cannot be read (e.g. "checkpoint x.pt").
     """
+    content = read_weights_file(path, what.removesuffix(f" {path}"))
+    if content.kind == CAFFE:
+        raise WeightsError(f"{what} is a Caffe model, not a PyTorch file")
+    return _torch_load(content.data, content.kind, what)
+
+
+def _torch_load(data: bytes, kind: str | None, what: str) -> Any:
     try:
         with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4"
             warnings.simplefilter("ignore")
-            handle = io.BytesIO(source) if isinstance(source, bytes) else source
-            return torch.load(handle, map_location="cpu", weights_only=True)
+            return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise WeightsError(f"{what} could not be read: {_one_line(exc)}") from None
+        raise WeightsError(f"{what} could not be read: {_one_line(exc, kind)}") from None
 
 
-def _read_torch(data: bytes, path: Path):
+def _read_torch(content: WeightsBytes, path: Path):
     """(format, state dict, config or None, metadata) of a torch.save'd file."""
-    obj = load_untrusted(data, f"weights file {path}")
+    obj = _torch_load(content.data, content.kind, f"weights file {path}")
     if not isinstance(obj, dict):
         raise WeightsError(
             f"weights file {path} holds a {type(obj).__name__}, not a state dict or checkpoint")

@@ -28,6 +28,7 @@ from rich.progress import (
 )
 
 from ..errors import NoWeightsError, WeightsError
+from .files import open_regular
 
 __all__ = [
     "BUILTIN_DIR", "BUILTIN_NOTE", "CACHE_ENV", "CMU_BODY_URL", "DEFAULT_WEIGHTS_NAME",
@@ -108,8 +109,8 @@ def file_sha256(path: str | Path) -> str:
 
 
 def _hash_file(digest: Any, path: str | Path) -> Any:
-    """Feed a file's bytes to ``digest`` in 1 MiB chunks; returns ``digest``."""
-    with open(path, "rb") as f:
+    """Feed a regular file's bytes to ``digest`` in 1 MiB chunks; returns ``digest``."""
+    with open_regular(path) as f:
         while chunk := f.read(_CHUNK):
             digest.update(chunk)
     return digest
