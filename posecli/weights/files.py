@@ -18,6 +18,7 @@ import struct
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from ..caffemodel import looks_like_caffemodel
 from ..errors import WeightsError
@@ -114,16 +115,20 @@ def read_weights_file(path: str | Path, what: str = "weights file") -> WeightsBy
     return WeightsBytes(kind, data)
 
 
-def check_zip(data: bytes, where: str) -> zipfile.ZipFile:
-    """Raise a one-line WeightsError unless ``data`` is a whole zip archive with a data.pkl.
+def check_zip(source: bytes | BinaryIO, where: str) -> zipfile.ZipFile:
+    """Raise a one-line WeightsError unless ``source`` is a whole zip archive with a data.pkl.
 
-    Every member's recorded data must lie inside the archive, so a corrupt or
-    truncated archive, or one declaring members larger than itself, is named as
-    such before torch reads it. Returns the opened archive.
+    ``source``: the archive's bytes, or a seekable binary file of it (then only
+    its central directory is read). Every member's recorded data must lie
+    inside the archive, so a corrupt or truncated archive, or one declaring
+    members larger than itself, is named as such before torch reads it. Returns
+    the opened archive.
     """
+    handle = io.BytesIO(source) if isinstance(source, bytes) else source
+    size = handle.seek(0, io.SEEK_END)
     corrupt = f"{where} could not be read: it is a corrupt or truncated zip archive"
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
+        archive = zipfile.ZipFile(handle)
         members = archive.infolist()
     except zipfile.BadZipFile as exc:
         reason = "no central directory" if "not a zip file" in str(exc) else _reason(exc)
@@ -131,13 +136,19 @@ def check_zip(data: bytes, where: str) -> zipfile.ZipFile:
     except (ValueError, EOFError, OSError, struct.error, NotImplementedError) as exc:
         raise WeightsError(f"{corrupt} ({_reason(exc)})") from None
     for member in members:
-        if member.header_offset + 30 + member.compress_size > len(data):
+        if member.header_offset + 30 + member.compress_size > size:
             raise WeightsError(f"{corrupt} (member {member.filename!r} declares "
                                f"{member.compress_size} bytes past the end of the file)")
-    if not any(m.filename == "data.pkl" or m.filename.endswith("/data.pkl") for m in members):
+    if pickle_member(archive) is None:
         raise WeightsError(f"{where} could not be read: it is a zip archive but not a "
                            "PyTorch file (no data.pkl)")
     return archive
+
+
+def pickle_member(archive: zipfile.ZipFile) -> zipfile.ZipInfo | None:
+    """The ``data.pkl`` member of a torch.save archive (the pickled object), or None."""
+    return next((m for m in archive.infolist()
+                 if m.filename == "data.pkl" or m.filename.endswith("/data.pkl")), None)
 
 
 def _reason(exc: BaseException) -> str:

@@ -46,15 +46,14 @@ from .files import (
     WeightsBytes,
     read_weights_file,
 )
+from .layouts import CHECKPOINT_FORMAT, SEQUENTIAL_KEY, state_dict_layout, strip_module_prefix
 
-CHECKPOINT_FORMAT = "posecli-checkpoint"
 CHECKPOINT_VERSION = 1
 
 _TRUNK_NAMES = (
     "conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3", "conv3_4",
     "conv4_1", "conv4_2", "conv4_3_CPM", "conv4_4_CPM",
 )
-_SEQUENTIAL_KEY = re.compile(r"(model(?:0|\d+_[12]))\.(\d+)\.(\w+)")
 _STAGE_KEY = re.compile(r"Mconv\d+_stage(\d+)_L[12]\.")
 _MAX_LISTED = 5  # keys named per kind of problem in a "does not fit" message
 
@@ -106,7 +105,7 @@ def _from_sequential(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """
     indices: dict[str, set[int]] = {}
     for key in state:
-        if match := _SEQUENTIAL_KEY.fullmatch(key):
+        if match := SEQUENTIAL_KEY.fullmatch(key):
             indices.setdefault(match[1], set()).add(int(match[2]))
     positions = {block: {index: pos for pos, index in enumerate(sorted(found))}
                  for block, found in indices.items()}
@@ -115,7 +114,7 @@ def _from_sequential(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def _sequential_name(key: str, positions: dict[str, dict[int, int]]) -> str | None:
     """PoseNet name of an rtpose key, given each block's index -> conv position."""
-    match = _SEQUENTIAL_KEY.fullmatch(key)
+    match = SEQUENTIAL_KEY.fullmatch(key)
     names = block_names(match[1]) if match else None
     if not names:
         return None
@@ -125,9 +124,7 @@ def _sequential_name(key: str, positions: dict[str, dict[int, int]]) -> str | No
 
 def _strip_module_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Drop the ``module.`` prefix that nn.DataParallel puts on every key."""
-    if state and all(key.startswith("module.") for key in state):
-        return {key[len("module."):]: tensor for key, tensor in state.items()}
-    return state
+    return dict(zip(strip_module_prefix(state), state.values()))
 
 
 # --------------------------------------------------------------------------- config inference
@@ -293,7 +290,7 @@ def _read_torch(content: WeightsBytes, path: Path):
     if bad := [k for k in obj if not isinstance(k, str)]:
         raise WeightsError(f"weights file {path} has a non-string key {bad[0]!r}")
     state = _strip_module_prefix(obj)
-    if any(_SEQUENTIAL_KEY.fullmatch(k) for k in state):
+    if state_dict_layout(state) == "pose_model":
         return "pose_model", _from_sequential(state), None, {}
     return "body_pose_model", state, None, {}
 
