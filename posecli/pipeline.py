@@ -26,6 +26,7 @@ from .preprocess import check_net_height, plan_geometry, preprocess
 from .sinks import Sink
 from .video import FrameBatch, VideoInfo, VideoReader
 from .weights.load import LoadedWeights, build_model, load_weights
+from .weights.metadata import public_metadata
 from .weights.store import resolve_weights
 
 
@@ -57,8 +58,9 @@ class PoseModel:
     device: torch.device
 
     def describe(self) -> dict[str, Any]:
-        """Provenance for output files: weights file, format, SHA-256, config."""
-        metadata = self.weights.metadata
+        """Provenance for output files: weights file, format, SHA-256, config, and the
+        metadata that identifies the model (no paths of the machine it was trained on)."""
+        metadata = public_metadata(self.weights.metadata)
         return {
             "weights": self.weights.path.name,
             "format": self.weights.format,
