@@ -1,6 +1,6 @@
-"""Finding, loading, converting and downloading the body model's weights.
+"""Reading, converting, validating and saving weights files.
 
-Four file formats are read, detected by content (never by file name):
+Five file formats are read, detected by content (never by file name):
 
 ``body_pose_model``
     pytorch-openpose's conversion: a flat state dict keyed by the Caffe layer
@@ -13,6 +13,10 @@ Four file formats are read, detected by content (never by file name):
     CMU's original ``pose_iter_440000.caffemodel`` (see :mod:`posecli.caffemodel`).
 ``posecli``
     posecli's own checkpoint written by :func:`save_checkpoint`.
+``lightweight``
+    Lightweight OpenPose's published checkpoint (a different network, see
+    :mod:`posecli.lightweight`): ``state_dict`` beside optimizer and scheduler
+    state; its trunk, initial stage and first refinement stage are kept.
 
 For the first three the :class:`~posecli.model.ModelConfig` is inferred from the
 tensor shapes. Torch files are always read with ``weights_only=True``: loading a
@@ -38,6 +42,12 @@ import torch
 
 from ..caffemodel import parse_caffemodel
 from ..errors import WeightsError
+from ..families import CMU, LIGHTWEIGHT, ModelFamily
+from ..lightweight.checkpoint import build_network as build_lightweight
+from ..lightweight.checkpoint import expected_shapes as lightweight_shapes
+from ..lightweight.checkpoint import is_parameter
+from ..lightweight.checkpoint import read_checkpoint as read_lightweight
+from ..lightweight.network import LightweightConfig, LightweightNet
 from ..model import ModelConfig, PoseNet
 from .files import (
     CAFFE,
@@ -60,22 +70,30 @@ _MAX_LISTED = 5  # keys named per kind of problem in a "does not fit" message
 
 @dataclass
 class LoadedWeights:
-    """A weights file read into PoseNet naming.
+    """A weights file read into its network's naming.
 
-    ``state_dict`` maps PoseNet keys to float32 CPU tensors; ``sha256`` is the hex
-    digest of the file's bytes; ``metadata`` is only filled by posecli checkpoints.
+    ``state_dict`` maps the network's keys (PoseNet's, or LightweightNet's for the
+    ``lightweight`` format) to float32 CPU tensors; ``config`` is a ModelConfig or
+    a LightweightConfig; ``sha256`` is the hex digest of the file's bytes;
+    ``metadata`` comes from posecli checkpoints (and a Lightweight checkpoint's
+    step and stage count).
     """
 
     state_dict: dict[str, torch.Tensor]
-    config: ModelConfig
+    config: ModelConfig | LightweightConfig
     format: str
     path: Path
     sha256: str
     metadata: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def family(self) -> ModelFamily:
+        """The model family: its input spec and default decoding."""
+        return LIGHTWEIGHT if isinstance(self.config, LightweightConfig) else CMU
+
     def num_parameters(self) -> int:
-        """Total number of scalar parameters."""
-        return sum(t.numel() for t in self.state_dict.values())
+        """Total number of learned scalar parameters (batch-norm statistics excluded)."""
+        return sum(t.numel() for k, t in self.state_dict.items() if is_parameter(k))
 
 
 # --------------------------------------------------------------------------- layer names
@@ -190,14 +208,20 @@ def _check_tensors(state: dict[Any, Any], path: Path) -> dict[str, torch.Tensor]
             for key, value in state.items()}
 
 
-def validate(state: dict[str, torch.Tensor], config: ModelConfig, path: Path) -> None:
-    """Raise a one-line WeightsError unless ``state`` fits ``PoseNet(config)`` exactly.
+def validate(state: dict[str, torch.Tensor], config: ModelConfig | LightweightConfig,
+             path: Path) -> None:
+    """Raise a one-line WeightsError unless ``state`` fits the network of ``config`` exactly
+    (PoseNet, or LightweightNet without its batch-norm step counters).
 
     Names up to five missing, unexpected and wrongly shaped keys each, then
     rejects tensors with NaN or infinite values.
     """
-    with torch.device("meta"):  # shapes only: nothing is allocated or initialised
-        expected = {k: v.shape for k, v in PoseNet(config).state_dict().items()}
+    if isinstance(config, LightweightConfig):
+        expected, model = lightweight_shapes(config), "the Lightweight OpenPose model"
+    else:
+        with torch.device("meta"):  # shapes only: nothing is allocated or initialised
+            expected = {k: v.shape for k, v in PoseNet(config).state_dict().items()}
+        model = "the model"
     problems = []
     if missing := [k for k in expected if k not in state]:
         problems.append(f"missing {_listing(missing)}")
@@ -207,7 +231,7 @@ def validate(state: dict[str, torch.Tensor], config: ModelConfig, path: Path) ->
                  for k, shape in expected.items() if k in state and state[k].shape != shape]:
         problems.append(f"wrong shape {_listing(wrong)}")
     if problems:
-        raise WeightsError(f"weights file {path} does not fit the model: {'; '.join(problems)}")
+        raise WeightsError(f"weights file {path} does not fit {model}: {'; '.join(problems)}")
     if bad := [k for k, t in state.items() if not bool(torch.isfinite(t).all())]:
         raise WeightsError(f"weights file {path} has NaN or infinite values in {_listing(bad)}")
 
@@ -289,10 +313,20 @@ def _read_torch(content: WeightsBytes, path: Path):
         return _read_checkpoint(obj, path)
     if bad := [k for k in obj if not isinstance(k, str)]:
         raise WeightsError(f"weights file {path} has a non-string key {bad[0]!r}")
+    if _lightweight_layout(obj):
+        state, config, metadata = read_lightweight(obj, f"weights file {path}")
+        return "lightweight", state, config, metadata
     state = _strip_module_prefix(obj)
     if state_dict_layout(state) == "pose_model":
         return "pose_model", _from_sequential(state), None, {}
     return "body_pose_model", state, None, {}
+
+
+def _lightweight_layout(obj: dict[str, Any]) -> bool:
+    """Whether ``obj`` is a Lightweight OpenPose checkpoint (or a bare state dict of one)."""
+    inner = obj.get("state_dict")
+    keys = inner if isinstance(inner, dict) else obj
+    return state_dict_layout(k for k in keys if isinstance(k, str)) == "lightweight"
 
 
 def _read_checkpoint(obj: dict[str, Any], path: Path):
@@ -335,8 +369,13 @@ def _infer(state: dict[str, torch.Tensor], path: Path) -> ModelConfig:
         raise WeightsError(f"weights file {path} does not fit the model: {exc}") from None
 
 
-def build_model(weights: LoadedWeights, device: str | torch.device = "cpu") -> PoseNet:
-    """A PoseNet of ``weights.config`` holding ``weights``, in eval mode, on ``device``."""
+def build_model(weights: LoadedWeights,
+                device: str | torch.device = "cpu") -> PoseNet | LightweightNet:
+    """The network of ``weights.config`` (PoseNet or LightweightNet) holding ``weights``, in
+    eval mode, on ``device``. Both have ``predict(images) -> (heatmaps, pafs)`` in the CMU
+    layout."""
+    if isinstance(weights.config, LightweightConfig):
+        return build_lightweight(weights.state_dict, weights.config).eval().to(device)
     model = PoseNet(weights.config)
     model.load_state_dict(weights.state_dict, strict=True)
     return model.eval().to(device)
