@@ -41,6 +41,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..parse.assemble import COUNT, TOTAL
 from ..parse.limbs import (
     PAIR_CHUNK,
     Candidates,
@@ -49,7 +50,7 @@ from ..parse.limbs import (
     greedy_match,
     paf_projections,
 )
-from ..parse.parse import Person
+from ..parse.parse import Person, person_from_row
 from ..parse.peaks import Peaks
 from ..parse.resample import operators_on
 from ..preprocess import Geometry
@@ -57,7 +58,6 @@ from ..skeleton import LIMBS, NUM_HEATMAPS, NUM_PAFS, NUM_PARTS
 
 #: Indices of the ear-to-shoulder limbs in LIMBS: they only fill empty slots.
 _FILL_ONLY_LIMBS = frozenset({LIMBS.index((2, 16)), LIMBS.index((5, 17))})
-TOTAL, COUNT = NUM_PARTS, NUM_PARTS + 1  # columns of a person row: total score, part count
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ def decode_frame(heatmaps: torch.Tensor, pafs: torch.Tensor, geometry: Geometry,
     columns = (pafs.float() @ cols.T).transpose(1, 2).contiguous()  # 38 x W x h
     score, ok = score_pairs(pairs, peaks, columns, rows, decoding)
     people = assemble(greedy_match(pairs, score, ok), peaks.score, decoding)
-    return [_person(row, peaks) for row in people]
+    return [person_from_row(row, peaks.xy, peaks.score) for row in people]
 
 
 def find_peaks(maps: torch.Tensor, decoding: LightweightDecoding) -> Peaks:
@@ -203,13 +203,3 @@ def assemble(connections: Connections, peak_scores: np.ndarray,
     keep = (people[:, COUNT] >= decoding.min_parts) & (
         people[:, TOTAL] / np.maximum(people[:, COUNT], 1) >= decoding.min_mean_score)
     return people[keep]
-
-
-def _person(row: np.ndarray, peaks: Peaks) -> Person:
-    slots = row[:NUM_PARTS].astype(np.int64)
-    found = slots >= 0
-    keypoints = np.zeros((NUM_PARTS, 3))
-    keypoints[found, :2] = peaks.xy[slots[found]]
-    keypoints[found, 2] = peaks.score[slots[found]]
-    count = int(row[COUNT])
-    return Person(keypoints, float(row[TOTAL] / count), float(row[TOTAL]), count)
