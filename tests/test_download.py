@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import socket
 import threading
@@ -326,3 +327,25 @@ def test_verify_a_builtin_model_by_name() -> None:
     size = demo.stat().st_size
     assert f"size: {size:,} bytes" in result.stdout
     assert "licence: MIT" in result.stdout
+
+
+def test_no_default_weights_points_at_a_downloaded_model(server, monkeypatch) -> None:
+    publish(server, monkeypatch, "lightweight", pinned=False)
+    with pytest.raises(NoWeightsError) as info:
+        W.resolve_weights(None)
+    assert "--weights lightweight" not in str(info.value)
+    assert runner.invoke(weights_app, ["download", "lightweight"]).exit_code == 0
+    with pytest.raises(NoWeightsError) as info:
+        W.resolve_weights(None)  # never picked silently, but named
+    assert "; or use a downloaded model: --weights lightweight" in str(info.value)
+
+
+def test_records_that_are_not_a_regular_file_are_ignored(server, monkeypatch) -> None:
+    publish(server, monkeypatch, "lightweight", pinned=False)
+    assert runner.invoke(weights_app, ["download", "lightweight"]).exit_code == 0
+    records = W.weights_dir() / ".records.json"
+    records.unlink()
+    os.mkfifo(records)  # a FIFO would block a plain read forever
+    result = runner.invoke(weights_app, ["list"])
+    assert result.exit_code == 0, result.output
+    assert "checkpoint_iter_370000.pth" in result.stdout and "not verified" in result.stdout

@@ -16,7 +16,9 @@ _DEFAULTS = ParseParams()
 
 OUT = typer.Option(..., "--out", "-o", help="Output JSON file, or - for stdout.")
 WEIGHTS = typer.Option(None, "--weights", "-w",
-                       help="Weights file (else $POSECLI_WEIGHTS, else the user cache).")
+                       help="Weights file, or a model's name: demo (built in), cmu or "
+                            "lightweight (downloaded); else $POSECLI_WEIGHTS, else the cached "
+                            "CMU model.")
 DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N.")
 BATCH = typer.Option(DEFAULT_BATCH_SIZE, "--batch-size", min=1, help="Frames per network batch.")
 NET_HEIGHT = typer.Option(None, "--net-height", show_default=False,

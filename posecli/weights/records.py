@@ -23,7 +23,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..errors import WeightsError
+from .files import open_regular
+
 RECORDS_NAME = ".records.json"
+MAX_RECORDS_BYTES = 1 << 20  # a few hundred bytes per file: anything larger is not ours
 
 
 def _records_path(folder: Path) -> Path:
@@ -33,8 +37,9 @@ def _records_path(folder: Path) -> Path:
 def read_records(folder: Path) -> dict[str, dict[str, Any]]:
     """File name -> its record; empty when there are none or the file is unreadable."""
     try:
-        data = json.loads(_records_path(folder).read_text())
-    except (OSError, ValueError):
+        with open_regular(_records_path(folder), "weights record") as f:
+            data = json.loads(f.read(MAX_RECORDS_BYTES))
+    except (WeightsError, OSError, ValueError):
         return {}
     return {k: v for k, v in data.items() if isinstance(v, dict)} if isinstance(data, dict) \
         else {}

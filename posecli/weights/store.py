@@ -126,7 +126,9 @@ def resolve_weights(option: str | Path | None) -> Path:
     cached = default_weights_path()
     if cached.is_file():
         return cached
-    raise NoWeightsError(NO_WEIGHTS_MESSAGE + (BUILTIN_NOTE if "demo" in builtin else ""))
+    others = [m.name for m in MODELS.values() if cached_model_path(m).is_file()]
+    note = f"; or use a downloaded model: --weights {' or '.join(others)}" if others else ""
+    raise NoWeightsError(NO_WEIGHTS_MESSAGE + note + (BUILTIN_NOTE if "demo" in builtin else ""))
 
 
 def file_sha256(path: str | Path) -> str:
