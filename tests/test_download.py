@@ -349,3 +349,12 @@ def test_records_that_are_not_a_regular_file_are_ignored(server, monkeypatch) ->
     result = runner.invoke(weights_app, ["list"])
     assert result.exit_code == 0, result.output
     assert "checkpoint_iter_370000.pth" in result.stdout and "not verified" in result.stdout
+
+
+def test_unpinned_model_outside_the_cache_is_not_recorded(server, monkeypatch, tmp_path) -> None:
+    publish(server, monkeypatch, "lightweight", pinned=False)
+    dest = tmp_path / "elsewhere" / "lw.pth"
+    result = runner.invoke(weights_app, ["download", "lightweight", "--dest", str(dest)])
+    assert result.exit_code == 0, result.output
+    assert "keep this SHA-256 to check the file later" in result.stdout
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["lw.pth"]  # no record beside it

@@ -102,9 +102,12 @@ def download_command(
     if expected or model.pinned:
         typer.echo("checked: size and SHA-256 match" if not expected else "checked: SHA-256 "
                    "matches --sha256")
-    else:
+    elif in_cache:
         typer.echo("checked: no published digest exists; this SHA-256 is recorded and "
                    f"'posecli weights verify {model.name}' compares against it from now on")
+    else:
+        typer.echo("checked: no published digest exists; keep this SHA-256 to check the file "
+                   "later (--sha256)")
 
 
 @weights_app.command("list")
