@@ -30,7 +30,8 @@ def _imports_after(argv: list[str]) -> tuple[set[str], int]:
 
 @pytest.mark.parametrize("argv", [
     ["--help"], ["--version"], ["video", "--help"], ["batch", "--help"], ["compare", "--help"],
-    ["weights", "path"], ["video", "x.mp4", "--out", "o.json", "--net-height", "abc"],
+    ["weights", "path"], ["weights", "list"],
+    ["video", "x.mp4", "--out", "o.json", "--net-height", "abc"],
     ["manifest", "--help"], ["batch", "x", "--out-dir", "o", "--shard", "2/2"],
     ["batch", "x", "--out-dir", "o", "--engine", "ray", "--workers", "0"],
     ["video", "x.mp4"],

@@ -78,7 +78,7 @@ class RunnerSpec:
 
     weights: str
     device: str
-    net_height: int
+    net_height: int | None
     params: ParseParams
     fmt: str
     batch_size: int
