@@ -29,11 +29,12 @@ _VGG_LAYOUT: tuple[tuple[str, int] | str, ...] = (
 
 
 def _conv(cin: int, cout: int, k: int) -> nn.Conv2d:
-    return _PointwiseConv(cin, cout, 1) if k == 1 else nn.Conv2d(cin, cout, k, padding=k // 2)
+    return PointwiseConv(cin, cout, 1) if k == 1 else nn.Conv2d(cin, cout, k, padding=k // 2)
 
 
-class _PointwiseConv(nn.Conv2d):
-    """A 1x1 convolution whose CPU result does not depend on the number of threads.
+class PointwiseConv(nn.Conv2d):
+    """A 1x1 convolution whose CPU result does not depend on the number of threads
+    (stride 1, no dilation: ``PointwiseConv(cin, cout, 1, bias=...)``).
 
     On one CPU thread PyTorch computes 1x1 convolutions of fewer than 16 images
     with its own GEMM, and otherwise with oneDNN, whose sums round differently,
