@@ -12,8 +12,8 @@ their progress and yields each result to
 
 Faults: a worker that dies mid-video (killed, out of memory) is replaced and
 its video goes to another worker, up to :data:`MAX_ATTEMPTS` times. Ctrl-C
-asks the running workers to stop after their current batch (their outputs are
-discarded), waits up to :data:`STOP_GRACE_S`, then kills every worker.
+asks the running workers to stop (they do within two batches, and discard their
+outputs), waits up to :data:`STOP_GRACE_S`, then kills every worker.
 
 Imports Ray: without it, importing this module is a one-line usage error
 saying how to install it.
@@ -48,7 +48,7 @@ except ModuleNotFoundError as exc:  # the optional extra is not installed
 
 #: Attempts per video before it is failed when its workers keep dying.
 MAX_ATTEMPTS = 3
-#: After Ctrl-C, how long running workers get to stop after their current batch.
+#: After Ctrl-C, how long running workers get to stop (they check after each batch).
 STOP_GRACE_S = 10.0
 #: How long an address may take to answer a TCP connection before it is unreachable.
 CONNECT_TIMEOUT_S = 5.0
@@ -244,6 +244,7 @@ class PoseWorker:
         self.runner: Any = None
         self.warnings: list[str] = []
         self.key: tuple[int, int] = (-1, 0)
+        self.last_report: Any = None  # the running job's last progress report
 
     def load(self) -> tuple[str, int] | None:
         """Build the runner; returns None, or (error message, exit code)."""
@@ -264,7 +265,7 @@ class PoseWorker:
     def run(self, job: Job, key: tuple[int, int]) -> tuple[JobResult | None, list[str]]:
         """(the job's result, its warnings); the result is None when the driver
         stopped the job (its outputs were discarded)."""
-        self.key = key
+        self.key, self.last_report = key, None
         self.warnings.clear()
         try:
             return run_job(job, self.runner), list(self.warnings)
@@ -272,8 +273,11 @@ class PoseWorker:
             return None, list(self.warnings)
 
     def _frames_done(self, frames: int) -> None:
-        if not ray.get(self.board.report.remote(self.key, frames)):
-            raise KeyboardInterrupt  # the driver stops: discard this job's outputs
+        """Report a finished batch without waiting; the answer to the previous report
+        says whether the driver is stopping (then this job's outputs are discarded)."""
+        previous, self.last_report = self.last_report, self.board.report.remote(self.key, frames)
+        if previous is not None and ray.wait([previous], timeout=0)[0] and not ray.get(previous):
+            raise KeyboardInterrupt
 
 
 _RemoteWorker = ray.remote(max_restarts=0, max_task_retries=0)(PoseWorker)
@@ -431,8 +435,8 @@ class _Dispatch:
                 self.engine.on_frames(frames)
 
     def _stop(self) -> Iterator[tuple[Job, JobResult]]:
-        """Ctrl-C: running workers stop after their current batch; results that
-        finish meanwhile are kept."""
+        """Ctrl-C: running workers stop within two batches; results that finish
+        meanwhile are kept."""
         self.queue.clear()
         self.stopping = True
         if not self.running:
