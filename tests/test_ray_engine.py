@@ -190,8 +190,8 @@ def test_ctrl_c_stops_workers_keeps_finished_outputs_and_writes_the_manifest(
         "posecli: error: interrupted: finished outputs kept, those in progress discarded")
     statuses = _statuses(out)
     assert statuses["a_quick.mp4"] == "ok"
-    assert "interrupted" in statuses.values() and "not started" in statuses.values()
-    assert set(statuses.values()) <= {"ok", "interrupted", "not started"}
+    assert "interrupted" in statuses.values() and "not_started" in statuses.values()
+    assert set(statuses.values()) <= {"ok", "interrupted", "not_started"}
     finished = sorted(p.name for p in (out / "videos").glob("*.jsonl"))
     assert finished == sorted(f"{Path(name).stem}.jsonl" for name, status in statuses.items()
                               if status == "ok")

@@ -17,7 +17,7 @@ from ..formats import write_atomic
 
 MANIFEST_NAME = "manifest.json"
 #: Statuses of a job: finished (ok, failed), skipped, or stopped by Ctrl-C.
-STATUSES = ("ok", "skipped", "failed", "interrupted", "not started")
+STATUSES = ("ok", "skipped", "failed", "interrupted", "not_started")
 #: Header entries that may differ between manifests of one run (how it ran, not what).
 _RUN_DETAILS = ("engine", "shard", "totals", "files")
 
@@ -57,7 +57,7 @@ class BatchReport:
         return {
             "files": len(self.results), "ok": self.count("ok"),
             "skipped": self.count("skipped"), "failed": self.count("failed"),
-            "unfinished": self.count("interrupted") + self.count("not started"),
+            "unfinished": self.count("interrupted") + self.count("not_started"),
             "frames": frames, "people": sum(r.people for r in self.results),
             "seconds": round(seconds, 3), "wall_seconds": self.wall_seconds,
             "fps": round(frames / elapsed, 3) if elapsed else 0.0,

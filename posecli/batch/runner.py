@@ -146,7 +146,7 @@ def run_batch(jobs: Sequence[Job], engine: Engine, skip_existing: bool,
 
     Jobs whose complete output exists are skipped when ``skip_existing``. After
     Ctrl-C, a job that had started and not finished is ``interrupted`` and one
-    that never started is ``not started``. The report lists jobs in plan order.
+    that never started is ``not_started``. The report lists jobs in plan order.
     """
     started_at = time.monotonic()
     results: dict[Job, JobResult] = {}
@@ -171,7 +171,7 @@ def run_batch(jobs: Sequence[Job], engine: Engine, skip_existing: bool,
         report.interrupted = True
     for job in jobs:
         report.results.append(results.get(job) or JobResult(
-            str(job.source), str(job.output), "interrupted" if job in started else "not started"))
+            str(job.source), str(job.output), "interrupted" if job in started else "not_started"))
     report.wall_seconds = round(time.monotonic() - started_at, 3)
     return report
 
