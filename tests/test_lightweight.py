@@ -19,6 +19,7 @@ import numpy as np
 import orjson
 import pytest
 import torch
+from conftest import assert_thread_count_does_not_matter
 from test_cli import assert_one_line_error, run_cli
 
 from posecli.errors import WeightsError
@@ -156,20 +157,8 @@ def test_predict_returns_the_first_refinement_stage_in_posecli_order() -> None:
 
 
 def test_cpu_outputs_do_not_depend_on_the_thread_count() -> None:
-    """A one-CPU worker (a Ray actor) must write the bytes a many-thread process writes."""
     torch.manual_seed(0)
-    network = LightweightNet().eval()
-    images = torch.randn(2, 3, 64, 96)
-    threads = torch.get_num_threads()
-    outputs = []
-    try:
-        for count in (1, 2, 3):
-            torch.set_num_threads(count)
-            outputs.append(network.predict(images))
-    finally:
-        torch.set_num_threads(threads)
-    for heatmaps, pafs in outputs[1:]:
-        assert torch.equal(heatmaps, outputs[0][0]) and torch.equal(pafs, outputs[0][1])
+    assert_thread_count_does_not_matter(LightweightNet(), torch.randn(2, 3, 64, 96))
 
 
 # --------------------------------------------------------------------------- loading

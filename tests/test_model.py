@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import TINY
+from conftest import TINY, assert_thread_count_does_not_matter
 
 from posecli.model import ModelConfig, PoseNet, count_parameters
 
@@ -69,18 +69,6 @@ def test_config_round_trip_and_validation():
         ModelConfig(refine_kernel=4)
 
 
-def test_cpu_outputs_do_not_depend_on_the_thread_count():
-    """A one-CPU worker (a Ray actor) must write the bytes a many-thread process writes."""
+def test_cpu_outputs_do_not_depend_on_the_thread_count() -> None:
     torch.manual_seed(0)
-    net = PoseNet(TINY).eval()
-    images = torch.randn(3, 3, 64, 96)
-    threads = torch.get_num_threads()
-    outputs = []
-    try:
-        for count in (1, 2, 3):
-            torch.set_num_threads(count)
-            outputs.append(net.predict(images))
-    finally:
-        torch.set_num_threads(threads)
-    for heatmaps, pafs in outputs[1:]:
-        assert torch.equal(heatmaps, outputs[0][0]) and torch.equal(pafs, outputs[0][1])
+    assert_thread_count_does_not_matter(PoseNet(TINY), torch.randn(3, 3, 64, 96))
