@@ -22,7 +22,6 @@ from scipy.optimize import linear_sum_assignment
 
 from posecli.errors import UsageError
 from posecli.parse import ParseParams, Person, parse_batch
-from posecli.parse.peaks import local_maxima
 from posecli.preprocess import Geometry, plan_geometry
 from posecli.skeleton import LIMBS, NUM_PARTS, PAF_CHANNELS
 
@@ -644,17 +643,6 @@ def test_ear_shoulder_limbs_do_not_start_people():
     truth = np.round(np.array([head, ear_shoulder]))
     found = parse_people(truth, geometry, ParseParams(min_parts=2))
     assert_recovers(truth[:1], found)
-
-
-def test_plateaus_give_every_pixel_and_the_outside_counts_as_zero():
-    smoothed = torch.zeros(2, 5, 6)
-    smoothed[0, 2, 2:4] = 0.5  # a plateau of two pixels: both are peaks
-    smoothed[0, 0, 5] = 0.3  # a corner: the outside counts as 0
-    smoothed[0, 4, 0] = 0.1  # not above the threshold
-    smoothed[1] = 0.2  # flat everywhere: every pixel
-    peaks = local_maxima(smoothed, 0.1).tolist()
-    assert peaks[:3] == [[0, 0, 5], [0, 2, 2], [0, 2, 3]]
-    assert len(peaks) == 3 + 30
 
 
 def test_params_are_validated():
