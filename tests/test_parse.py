@@ -481,6 +481,13 @@ def noisy_ideal_maps(geometry: Geometry, rng: np.random.Generator) -> tuple[np.n
     return heatmaps, pafs
 
 
+def people_maps(geometry: Geometry, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """Ideal maps of 6 people in 2 rows, parts anywhere between pixels."""
+    truth = crowd(6, geometry, rng, min_height=0.6, max_height=1.0, snap=False, rows=2)
+    heatmaps, pafs = (m[0].numpy() for m in render_maps(truth, geometry))
+    return heatmaps, pafs
+
+
 def _canonical(people: list[tuple[np.ndarray, float, int]]) -> list:
     return sorted(people, key=lambda p: tuple(p[0][:, :2].ravel()))
 
@@ -498,6 +505,8 @@ EQUIVALENCE_CASES = [
     ("random", 128, 96, 368, 15),
     ("random", 150, 200, 64, 16),  # maps downscaled to the frame
     ("random", 150, 200, 64, 17),
+    ("people", 1080, 1920, 368, 20),  # 1080p, landscape and portrait: the tiled peak
+    ("people", 1920, 1080, 368, 20),  # search over 2 million pixels a part
 ]
 
 
@@ -510,7 +519,7 @@ def equivalence_input(kind: str, height: int, width: int, net_height: int,
     over (both answers are right then): the first well-conditioned one is used.
     """
     geometry = plan_geometry(height, width, net_height)
-    make = noisy_ideal_maps if kind == "noisy" else random_fields
+    make = {"noisy": noisy_ideal_maps, "random": random_fields, "people": people_maps}[kind]
     for attempt in range(10):
         heatmaps, pafs = make(geometry, np.random.default_rng(1000 * seed + attempt))
         trace: dict = {}
