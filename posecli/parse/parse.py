@@ -20,8 +20,8 @@ from .tiles import SmoothingTiles, smoothing_tiles
 
 #: Map values smaller than this in magnitude are taken as 0. Below ~1e-38 float32 is
 #: denormal, which makes CPU arithmetic ten times slower (maps rendered with exp()
-#: have many); a smoothed or upsampled value moves by less than 1e-19, far under
-#: float32 rounding of the values the parse compares (0.1 and up).
+#: have many). A smoothed or upsampled value moves by less than 1e-19: only a decision
+#: between values that small (never above the default thresholds) could change.
 NEGLIGIBLE = 1e-20
 
 

@@ -10,15 +10,15 @@ frame most pixels are far below the threshold. So, for all parts at once:
 1. ``T = GA @ m`` exactly (H x w per part: cheap, as w is 46..82 cells).
 2. The frame is cut into tiles of :data:`TILE_ROWS` x :data:`TILE_COLS` pixels. Every
    (part, tile) gets an upper bound of ``S`` over the tile from the tile's extreme values
-   of ``T`` and of ``GB`` (see :func:`_tile_bounds` for the proof): two small matrix
-   products.
+   of ``T`` and of ``GB`` (see :func:`_candidate_tiles` for the proof): two small
+   matrix products.
 3. Only on tiles whose bound can exceed the threshold, ``S`` is computed exactly, one
    tile row at a time, with one halo pixel on either side for the horizontal neighbour
-   test. ``GB`` is banded, so a tile's columns depend on ``band_width`` (~7) map
+   test. ``GB`` is banded, so a tile's columns depend on ``band_width`` (6..9) map
    columns of ``T`` only: one short dot product per pixel.
 4. The pixels that are >= their left and right neighbours and above the threshold (a
-   few per tile row) are then compared with the pixels above and below them, computed
-   one by one the same banded way.
+   few per tile row) are compared with the pixels above and below them: in the tile,
+   or, on a tile's first and last rows, computed one by one the same banded way.
 
 The result is exactly the full search's: a pixel above the threshold lies in a tile
 whose bound exceeds it, and all four of its neighbours are computed exactly.
