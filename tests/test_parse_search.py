@@ -235,7 +235,7 @@ def test_strongest_keeps_the_highest_scores_first_ties_in_order():
 def test_a_frame_of_noise_keeps_at_most_127_peaks_per_part():
     """Noise maps have thousands of peaks per part; the cap keeps the parse to
     127^2 candidate pairs per limb (OpenPose's POSE_MAX_PEOPLE)."""
-    geometry = plan_geometry(1080, 1920, 368)
+    geometry = plan_geometry(576, 768, 368)
     rng = np.random.default_rng(0)
     shape = (1, 19, geometry.map_height, geometry.map_width)
     heatmaps = torch.from_numpy(rng.uniform(0, 1, shape).astype(np.float32))
