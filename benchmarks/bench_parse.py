@@ -97,8 +97,9 @@ def time_stages(heatmaps: torch.Tensor, pafs: torch.Tensor, geometry: Geometry,
     parts, paf_maps = without_negligible(heatmaps[0, :NUM_PARTS]), without_negligible(pafs[0])
 
     def find():
-        return find_peaks(parts, operators.smoothing, operators.rows, operators.affinity.cols,
-                          params.peak_threshold, params.max_peaks_per_part)
+        return find_peaks(parts, operators.smoothing, operators.affinity.banded_rows,
+                          operators.affinity.cols, params.peak_threshold,
+                          params.max_peaks_per_part)
 
     def pairs_of(peaks):
         pairs = enumerate_pairs(peaks)

@@ -34,6 +34,13 @@ from posecli.skeleton import NUM_PARTS
 
 CPU = torch.device("cpu")
 
+
+def frame_peaks(heatmaps: torch.Tensor, geometry, cap: int = 127, threshold: float = 0.1):
+    """find_peaks of (18, h, w) heatmaps with the frame size's operators."""
+    operators = parse_operators(geometry, 3.0, CPU)
+    return find_peaks(without_negligible(heatmaps), operators.smoothing,
+                      operators.affinity.banded_rows, operators.affinity.cols, threshold, cap)
+
 #: Frame sizes (height, width, net height): landscape and portrait 1080p, odd sizes,
 #: maps upscaled and downscaled, frames narrower than one tile.
 GEOMETRIES = [(576, 768, 368), (1080, 1920, 368), (1920, 1080, 368), (97, 131, 184),
@@ -187,10 +194,10 @@ def test_pair_precheck_rejects_only_pairs_the_exact_scoring_rejects(
                                                     rng))
         pafs = torch.from_numpy(random_pafs(geometry.map_height, geometry.map_width, rng))
     operators = parse_operators(geometry, 3.0, CPU)
-    peaks = find_peaks(without_negligible(heatmaps), operators.smoothing, operators.rows,
-                       operators.affinity.cols, params.peak_threshold, 127)
+    peaks = frame_peaks(heatmaps, geometry)
     pairs = enumerate_pairs(peaks)
     pafs = without_negligible(pafs)
+    monkeypatch.setattr(affinity_module, "GATHER_COST", 0)  # one way of reading the PAFs
     score, ok = affinity_module.score_pairs(pairs, peaks, pafs, operators.affinity,
                                             height, params)
     scored = np.isfinite(score)
@@ -203,6 +210,23 @@ def test_pair_precheck_rejects_only_pairs_the_exact_scoring_rejects(
     np.testing.assert_array_equal(score[scored], every_score[scored])
     if kind == "crowd":  # most pairs join different people: rejected unread
         assert scored.mean() < 0.25
+
+
+@pytest.mark.parametrize("cost", [0, 10**12])
+def test_both_ways_of_reading_the_pafs_give_the_upsampled_values(cost, monkeypatch):
+    """Cell by cell (GATHER_COST 0) or from the PAFs upsampled along rows (huge)."""
+    geometry = plan_geometry(97, 131, 184)
+    a, b, _, _ = map_operators(geometry, 3.0)
+    operators = affinity_module.affinity_operators(a, b)
+    pafs = random_pafs(geometry.map_height, geometry.map_width, np.random.default_rng(4))
+    upsampled = smooth(pafs, a, b)
+    rng = np.random.default_rng(5)
+    y, x = rng.integers(0, 97, (50, 10)), rng.integers(0, 131, (50, 10))
+    channel = rng.integers(0, 38, 50)
+    monkeypatch.setattr(affinity_module, "GATHER_COST", cost)
+    read = affinity_module.field_reader(torch.from_numpy(pafs), operators, 500)
+    values = read(torch.from_numpy(y), torch.from_numpy(x), torch.from_numpy(channel))
+    np.testing.assert_allclose(values.numpy(), upsampled[channel[:, None], y, x], atol=2e-6)
 
 
 def test_paf_bounds_hold():
@@ -240,14 +264,8 @@ def test_a_frame_of_noise_keeps_at_most_127_peaks_per_part():
     shape = (1, 19, geometry.map_height, geometry.map_width)
     heatmaps = torch.from_numpy(rng.uniform(0, 1, shape).astype(np.float32))
     pafs = torch.from_numpy(rng.uniform(-1, 1, (1, 38, *shape[2:])).astype(np.float32))
-    operators = parse_operators(geometry, 3.0, CPU)
-    parts = without_negligible(heatmaps[0, :NUM_PARTS])
-
-    def peaks_with(cap):
-        return find_peaks(parts, operators.smoothing, operators.rows,
-                          operators.affinity.cols, 0.1, cap)
-
-    uncapped, capped = peaks_with(10**9), peaks_with(127)
+    uncapped = frame_peaks(heatmaps[0, :NUM_PARTS], geometry, cap=10**9)
+    capped = frame_peaks(heatmaps[0, :NUM_PARTS], geometry)
     assert uncapped.counts.min() > 300
     assert (capped.counts == 127).all()
     for part in range(NUM_PARTS):  # the kept ones are the highest-scoring
@@ -262,13 +280,9 @@ def test_the_cap_orders_kept_peaks_like_the_others():
     geometry = plan_geometry(576, 768, 368)
     people = crowd(6, geometry, np.random.default_rng(2))
     heatmaps, pafs = render_maps(people, geometry)
-    operators = parse_operators(geometry, 3.0, CPU)
-    parts = without_negligible(heatmaps[0, :NUM_PARTS])
-    every = find_peaks(parts, operators.smoothing, operators.rows, operators.affinity.cols,
-                       0.1, 127)
+    every = frame_peaks(heatmaps[0, :NUM_PARTS], geometry)
     assert every.counts.max() == 6
-    three = find_peaks(parts, operators.smoothing, operators.rows, operators.affinity.cols,
-                       0.1, 3)
+    three = frame_peaks(heatmaps[0, :NUM_PARTS], geometry, cap=3)
     assert (three.counts == 3).all()
     kept = np.zeros(len(every.part), dtype=bool)
     for part in range(NUM_PARTS):

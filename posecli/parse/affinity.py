@@ -7,12 +7,12 @@ the distance prior is > 0. Most pairs of a crowded frame join parts of different
 people across empty field, so first a bound of every sample's projection is read
 from a coarse table (two lookups per sample, see :func:`_bounds`); pairs that
 cannot have enough supporting samples are rejected without reading the field.
-The others are scored exactly: each sample reads a few cells of the PAFs
-upsampled along rows (``A @ m``), weighted by the band of ``B``.
+The others are scored exactly (see :func:`field_reader`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +22,7 @@ from ..skeleton import PAF_CHANNELS
 from .limbs import Candidates
 from .params import ParseParams
 from .peaks import Peaks
-from .resample import Banded, banded, row_transform
+from .resample import Banded, banded, map_values, row_transform
 
 _PAF_X = np.array([x for x, _ in PAF_CHANNELS])
 _PAF_Y = np.array([y for _, y in PAF_CHANNELS])
@@ -38,12 +38,14 @@ PAIR_CHUNK = 8192
 class AffinityOperators:
     """The upsampling A (H x h) and B (W x w) as the PAF scoring uses them (float32).
 
-    ``rows``: A, dense; ``cols``: B, banded. ``row_tile_max``: (H / BOUND_TILE) x h,
-    the largest ``|A|`` of each map row over each tile's pixel rows;
-    ``col_tile_max``: w x (W / BOUND_TILE), the same for B, transposed.
+    ``rows``: A, dense, and ``banded_rows`` its band; ``cols``: B, banded.
+    ``row_tile_max``: (H / BOUND_TILE) x h, the largest ``|A|`` of each map row over
+    each tile's pixel rows; ``col_tile_max``: w x (W / BOUND_TILE), the same for B,
+    transposed.
     """
 
     rows: torch.Tensor
+    banded_rows: Banded
     cols: Banded
     row_tile_max: torch.Tensor
     col_tile_max: torch.Tensor
@@ -59,7 +61,8 @@ def affinity_operators(a: np.ndarray, b: np.ndarray,
         return torch.from_numpy(padded.reshape(n, BOUND_TILE, -1).max(axis=1)).to(device)
 
     return AffinityOperators(torch.from_numpy(a.astype(np.float32)).to(device),
-                             banded(b, device), tile_max(a), tile_max(b).T.contiguous())
+                             banded(a, device), banded(b, device), tile_max(a),
+                             tile_max(b).T.contiguous())
 
 
 def score_pairs(pairs: Candidates, peaks: Peaks, pafs: torch.Tensor,
@@ -74,26 +77,62 @@ def score_pairs(pairs: Candidates, peaks: Peaks, pafs: torch.Tensor,
     """
     score = np.full(pairs.limb.size, -np.inf)
     ok = np.zeros(pairs.limb.size, dtype=bool)
-    if pairs.limb.size == 0:
-        return score, ok
     device = pafs.device
     bounds = _bounds(pafs, operators)
-    paf_rows = None  # A @ m, computed once a pair passes the pre-check
+    passed = []
     for first in range(0, pairs.limb.size, PAIR_CHUNK):
         chunk = slice(first, first + PAIR_CHUNK)
         samples = _Samples.of(peaks.xy[pairs.a[chunk]], peaks.xy[pairs.b[chunk]],
                               pairs.limb[chunk], params.paf_samples, device)
         may_pass = _may_pass(samples, bounds, operators, params)
-        if not bool(may_pass.any()):
-            continue
-        if paf_rows is None:
-            paf_rows = row_transform(pafs, operators.rows)
-        kept = samples.select(may_pass)
-        kept_score, kept_ok = _exact(kept, paf_rows, operators.cols, frame_height, params)
-        index = first + np.flatnonzero(may_pass.cpu().numpy())
-        score[index] = kept_score
-        ok[index] = kept_ok
+        passed.append(first + np.flatnonzero(may_pass.cpu().numpy()))
+    index = np.concatenate(passed) if passed else np.zeros(0, dtype=np.int64)
+    if index.size == 0:
+        return score, ok
+    read = field_reader(pafs, operators, index.size * params.paf_samples)
+    for first in range(0, index.size, PAIR_CHUNK):
+        chunk = index[first:first + PAIR_CHUNK]
+        samples = _Samples.of(peaks.xy[pairs.a[chunk]], peaks.xy[pairs.b[chunk]],
+                              pairs.limb[chunk], params.paf_samples, device)
+        score[chunk], ok[chunk] = _exact(samples, read, frame_height, params)
     return score, ok
+
+
+#: Reading one map cell costs about as much as this many multiply-adds of a matrix
+#: product (measured on CPU): :func:`field_reader` chooses its way by it.
+GATHER_COST = 400
+
+#: (y, x, channel) -> values: P x n pixel rows and columns, P channels -> P x n float32.
+FieldReader = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def field_reader(pafs: torch.Tensor, operators: AffinityOperators,
+                 samples: int) -> FieldReader:
+    """How to read the upsampled PAFs at ``samples`` points, two channels each.
+
+    Few points: each value from the ``banded_rows.width x cols.width`` map cells
+    under it. Many: the PAFs are first upsampled along rows (A @ m, channels x H x
+    h x w multiply-adds), then each value reads ``cols.width`` cells. Both give the
+    values of ``A @ m @ B.T`` (up to float rounding).
+    """
+    channels, map_height, map_width = pafs.shape
+    cells = 2 * samples * operators.banded_rows.width * operators.cols.width
+    if cells * GATHER_COST < channels * operators.rows.shape[0] * map_height * map_width:
+        def read_cells(y: torch.Tensor, x: torch.Tensor, channel: torch.Tensor) -> torch.Tensor:
+            every = channel[:, None].expand_as(y).reshape(-1)
+            return map_values(pafs, operators.banded_rows, operators.cols, every,
+                              y.reshape(-1), x.reshape(-1)).view(y.shape)
+
+        return read_cells
+    flat = row_transform(pafs, operators.rows).view(-1)  # (H, 38, w)
+    band = torch.arange(operators.cols.width, device=pafs.device)
+
+    def read_rows(y: torch.Tensor, x: torch.Tensor, channel: torch.Tensor) -> torch.Tensor:
+        base = (y * channels + channel[:, None]) * map_width + operators.cols.start[x]
+        cells = flat.take(base[..., None] + band)
+        return (cells * operators.cols.weights[x]).sum(-1)
+
+    return read_rows
 
 
 @dataclass(frozen=True)
@@ -123,10 +162,6 @@ class _Samples:
         return cls(points[0], points[1], (delta / length).T, length,
                    torch.from_numpy(_PAF_X[limbs]).to(device),
                    torch.from_numpy(_PAF_Y[limbs]).to(device))
-
-    def select(self, keep: torch.Tensor) -> _Samples:
-        return _Samples(self.x[keep], self.y[keep], self.unit[keep], self.length[keep],
-                        self.chan_x[keep], self.chan_y[keep])
 
 
 def _bounds(pafs: torch.Tensor, operators: AffinityOperators) -> torch.Tensor:
@@ -168,25 +203,12 @@ def _may_pass(samples: _Samples, bounds: torch.Tensor, operators: AffinityOperat
     return possible > params.paf_min_fraction * samples.x.shape[1]
 
 
-def _exact(samples: _Samples, paf_rows: torch.Tensor, cols: Banded, frame_height: int,
+def _exact(samples: _Samples, read: FieldReader, frame_height: int,
            params: ParseParams) -> tuple[np.ndarray, np.ndarray]:
-    """(scores, acceptable) of P pairs, reading the upsampled PAFs at their samples.
-
-    paf_rows: (H, 38, w) the PAFs upsampled along rows; the sample (y, x) of channel
-    c is ``paf_rows[y, c, start[x] + t] . cols.weights[x, t]`` over B's band.
-    """
-    channels, map_width = paf_rows.shape[1], paf_rows.shape[2]
-    base = (samples.y * channels) * map_width + cols.start[samples.x]  # P x n
-    cells = base[..., None] + torch.arange(cols.width, device=base.device)  # P x n x band
-    weights = cols.weights[samples.x]
-    flat = paf_rows.view(-1)
-
-    def field(channel: torch.Tensor) -> torch.Tensor:
-        offset = (channel * map_width)[:, None, None]
-        return (flat.take(cells + offset) * weights).sum(-1).double()
-
+    """(scores, acceptable) of P pairs, reading the upsampled PAFs at their samples."""
     unit = samples.unit
-    along = field(samples.chan_x) * unit[:, None, 0] + field(samples.chan_y) * unit[:, None, 1]
+    along = (read(samples.y, samples.x, samples.chan_x).double() * unit[:, None, 0]
+             + read(samples.y, samples.x, samples.chan_y).double() * unit[:, None, 1])
     prior = (params.distance_prior * frame_height / samples.length - 1.0).clamp(max=0.0)
     score = along.mean(1) + prior
     n = along.shape[1]

@@ -15,7 +15,7 @@ from .assemble import COUNT, TOTAL, assemble
 from .limbs import enumerate_pairs, greedy_match
 from .params import ParseParams
 from .peaks import find_peaks
-from .resample import Banded, banded, map_operators
+from .resample import map_operators
 from .tiles import SmoothingTiles, smoothing_tiles
 
 #: Map values smaller than this in magnitude are taken as 0. Below ~1e-38 float32 is
@@ -73,12 +73,11 @@ def parse_batch(heatmaps: torch.Tensor, pafs: torch.Tensor,
 class ParseOperators:
     """One frame size's resampling operators (see :mod:`.resample`), on one device.
 
-    ``smoothing``: GA and GB cut into tiles for the peak search; ``rows``: A (H x h)
-    banded, for the peaks' scores; ``affinity``: A and B as the PAF scoring uses them.
+    ``smoothing``: GA and GB cut into tiles for the peak search; ``affinity``: A and B
+    as the PAF scoring uses them (and their bands, which also give the peaks' scores).
     """
 
     smoothing: SmoothingTiles
-    rows: Banded
     affinity: AffinityOperators
 
 
@@ -86,8 +85,7 @@ class ParseOperators:
 def parse_operators(geometry: Geometry, sigma: float, device: torch.device) -> ParseOperators:
     """The :class:`ParseOperators` of a frame size, built once and cached."""
     a, b, ga, gb = map_operators(geometry, sigma)
-    return ParseOperators(smoothing_tiles(ga, gb, device), banded(a, device),
-                          affinity_operators(a, b, device))
+    return ParseOperators(smoothing_tiles(ga, gb, device), affinity_operators(a, b, device))
 
 
 def parse_frame(heatmaps: torch.Tensor, pafs: torch.Tensor, geometry: Geometry,
@@ -98,8 +96,8 @@ def parse_frame(heatmaps: torch.Tensor, pafs: torch.Tensor, geometry: Geometry,
         raise ValueError(f"maps are {heatmaps.shape[1]}x{heatmaps.shape[2]} cells, geometry "
                          f"expects {geometry.map_height}x{geometry.map_width}")
     heatmaps, pafs = without_negligible(heatmaps[:NUM_PARTS]), without_negligible(pafs)
-    peaks = find_peaks(heatmaps, operators.smoothing, operators.rows, operators.affinity.cols,
-                       params.peak_threshold, params.max_peaks_per_part)
+    peaks = find_peaks(heatmaps, operators.smoothing, operators.affinity.banded_rows,
+                       operators.affinity.cols, params.peak_threshold, params.max_peaks_per_part)
     pairs = enumerate_pairs(peaks)
     score, ok = score_pairs(pairs, peaks, pafs, operators.affinity, geometry.height, params)
     connections = greedy_match(pairs, score, ok)
