@@ -54,7 +54,8 @@ class SmoothingTiles:
     ``tile_weights``: n x band_width x (TILE_COLS + 2), GB restricted to a tile's band
     (columns: one halo pixel, the tile's pixels, one halo pixel; 0 outside the frame).
     ``pos_max`` / ``neg_max``: w x n, the largest positive / negative part of GB over
-    each tile's pixels. ``columns``: GB banded, for single pixels.
+    each tile's pixels; ``abs_max``: n, the largest ``pos_max + neg_max`` over the map
+    columns. ``columns``: GB banded, for single pixels.
     """
 
     rows: torch.Tensor
@@ -62,6 +63,7 @@ class SmoothingTiles:
     tile_weights: torch.Tensor
     pos_max: torch.Tensor
     neg_max: torch.Tensor
+    abs_max: torch.Tensor
     columns: Banded
 
     @property
@@ -98,7 +100,8 @@ def smoothing_tiles(ga: np.ndarray, gb: np.ndarray,
 
     return SmoothingTiles(tensor(ga), tuple(start.tolist()),
                           tensor(tile_weights.transpose(0, 2, 1)), tensor(pos_max),
-                          tensor(neg_max), banded(gb, device))
+                          tensor(neg_max), tensor((pos_max + neg_max).max(axis=0)),
+                          banded(gb, device))
 
 
 def smoothed_maxima(maps: torch.Tensor, tiles: SmoothingTiles,
@@ -180,16 +183,17 @@ def _candidate_tiles(rows_t: torch.Tensor, tiles: SmoothingTiles,
     the dot products round: a computed value exceeds the real sum by at most
     ``k 2^-24 sum_j |T||GB|`` (k <= w + band products), and the computed bound, a sum
     of w non-negative products, is below the real one by at most ``w 2^-24`` of itself;
-    both are at most ``sum_j (U+ + U-)_j (V+ + V-)_j``. A tile is searched when the
-    bound plus ``2 (w + band) 2^-24`` times that sum exceeds the threshold, so no pixel
-    whose computed value exceeds the threshold is ever left out.
+    both are at most ``sum_j (U+ + U-)_j (V+ + V-)_j <= sum_j (U+ + U-)_j max_j (V+ +
+    V-)_j``. A tile is searched when the bound plus ``2 (w + band) 2^-24`` times the
+    latter exceeds the threshold, so no pixel whose computed value exceeds the
+    threshold is ever left out.
     """
     parts, map_width = rows_t.shape[1], rows_t.shape[2]
     inside = rows_t[1:-1].view(-1, TILE_ROWS, parts, map_width)
     largest, smallest = inside.amax(dim=1), inside.amin(dim=1)  # row tiles x parts x w
     pos, neg = largest.clamp(min=0), (-smallest).clamp(min=0)
     bound = pos @ tiles.pos_max + neg @ tiles.neg_max  # row tiles x parts x column tiles
-    magnitude = (pos + neg) @ (tiles.pos_max + tiles.neg_max)
+    magnitude = (pos + neg).sum(dim=2, keepdim=True) * tiles.abs_max
     slack = 2.0 * (map_width + tiles.band_width) * 2.0 ** -24
     searched = bound + slack * magnitude > threshold
     col_tile, part, row_tile = searched.permute(2, 1, 0).nonzero().unbind(1)
