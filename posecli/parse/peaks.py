@@ -38,13 +38,13 @@ def find_peaks(heatmaps: torch.Tensor, tiles: SmoothingTiles, rows: Banded, cols
     heatmaps: (18, h, w) network output at stride 8. ``tiles`` upsample and smooth
     them (see :mod:`.tiles`); ``rows`` (H x h) and ``cols`` (W x w) upsample them
     without smoothing, for the peaks' scores. A part with more than
-    ``max_per_part`` peaks keeps the ``max_per_part`` of highest score (ties: the
-    first in row-major order).
+    ``max_per_part`` peaks keeps the ``max_per_part`` of highest smoothed value (the
+    quantity that makes them peaks; ties: the first in row-major order).
     """
-    part, y, x = smoothed_maxima(heatmaps, tiles, threshold).unbind(1)
+    index, smoothed = smoothed_maxima(heatmaps, tiles, threshold)
+    keep = strongest(index[:, 0], smoothed, max_per_part)
+    part, y, x = index[keep].unbind(1)
     score = map_values(heatmaps, rows, cols, part, y, x)
-    keep = strongest(part, score, max_per_part)
-    part, y, x, score = part[keep], y[keep], x[keep], score[keep]
     xy = torch.stack([x, y], dim=1)
     return Peaks(part.cpu().numpy(), xy.cpu().numpy().astype(np.float64),
                  score.double().cpu().numpy())
@@ -54,7 +54,7 @@ def strongest(part: torch.Tensor, score: torch.Tensor, limit: int) -> torch.Tens
     """K bools: the ``limit`` highest-scoring of each part's peaks.
 
     part, score: K peaks sorted by part (then row-major). Ties go to the earlier
-    peak; the kept peaks stay in their order.
+    peak.
     """
     counts = torch.bincount(part, minlength=NUM_PARTS)
     keep = torch.ones_like(part, dtype=torch.bool)

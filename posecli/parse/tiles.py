@@ -105,8 +105,9 @@ def smoothing_tiles(ga: np.ndarray, gb: np.ndarray,
 
 
 def smoothed_maxima(maps: torch.Tensor, tiles: SmoothingTiles,
-                    threshold: float) -> torch.Tensor:
-    """Peaks of ``tiles.rows @ maps @ GB.T``: (K, 3) int64 (part, y, x), in that order.
+                    threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Peaks of ``tiles.rows @ maps @ GB.T``: (K, 3) int64 (part, y, x) in that order,
+    and their K float32 smoothed values.
 
     maps: (P, h, w) float32 network maps. A peak is a pixel >= each of its four
     neighbours (outside the frame counts as 0) and > ``threshold`` (>= 0); plateaus
@@ -124,7 +125,7 @@ def smoothed_maxima(maps: torch.Tensor, tiles: SmoothingTiles,
              out=rows_t[1:height + 1].view(height, parts * map_width))
     col_tile, part, row_tile = _candidate_tiles(rows_t, tiles, threshold)
     if part.numel() == 0:
-        return torch.zeros(0, 3, dtype=torch.long, device=maps.device)
+        return torch.zeros(0, 3, dtype=torch.long, device=maps.device), maps.new_zeros(0)
 
     # The candidates' tile rows as rows of T viewed as (padded_rows * parts, w), grouped
     # by column tile (nonzero returned them in that order).
@@ -161,9 +162,9 @@ def smoothed_maxima(maps: torch.Tensor, tiles: SmoothingTiles,
     below = _pixel_values(rows_t, tiles.columns, part_e, y_e + 2, x_e)
     decided[edge] = (value[edge] >= above) & (value[edge] >= below)
     peak = torch.nonzero(decided)[:, 0]
-    part, y, x = part[peak], y[peak], x[peak]
+    part, y, x, value = part[peak], y[peak], x[peak], value[peak]
     order = torch.argsort((part * height + y) * width + x)
-    return torch.stack([part[order], y[order], x[order]], dim=1)
+    return torch.stack([part[order], y[order], x[order]], dim=1), value[order]
 
 
 def _candidate_tiles(rows_t: torch.Tensor, tiles: SmoothingTiles,
