@@ -27,7 +27,7 @@ class ParseParams:
     min_parts: int = 4
     #: People whose total score divided by their part count is below this are dropped.
     min_mean_score: float = 0.4
-    #: A part keeps at most this many peaks, the highest-scoring (OpenPose's
+    #: A part keeps at most this many peaks, those of highest smoothed value (OpenPose's
     #: POSE_MAX_PEOPLE cap); only frames of noise reach it, where it bounds the work.
     max_peaks_per_part: int = 127
 
