@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from render_maps import crowd, render_maps
-from scipy.ndimage import gaussian_filter
+from test_parse import random_fields
 
 from posecli.parse import ParseParams, parse_batch
 from posecli.parse import affinity as affinity_module
@@ -69,23 +69,6 @@ def assert_same_peaks(found: np.ndarray, expected: np.ndarray, margin: np.ndarra
     assert found.tolist() == sorted(found.tolist())  # ordered by part, row, column
 
 
-def random_heatmaps(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
-    """(18, h, w) float32: blobs of random size and height (some under 0.1) on smooth
-    noise with negative values."""
-    gy, gx = np.mgrid[0:h, 0:w]
-    maps = np.zeros((NUM_PARTS, h, w), np.float32)
-    for part in range(NUM_PARTS):
-        count = rng.integers(1, 8)
-        x, y = rng.uniform(-0.5, w - 0.5, count), rng.uniform(-0.5, h - 0.5, count)
-        sigma, height = rng.uniform(0.5, 2.0, count), rng.uniform(0.02, 1.2, count)
-        blobs = height[:, None, None] * np.exp(
-            -((gx - x[:, None, None]) ** 2 + (gy - y[:, None, None]) ** 2)
-            / (2 * sigma[:, None, None] ** 2))
-        noise = gaussian_filter(rng.standard_normal((h, w)), 1.0)
-        maps[part] = blobs.max(0) + 0.05 * noise / np.abs(noise).max()
-    return maps
-
-
 def smooth(maps: np.ndarray, ga: np.ndarray, gb: np.ndarray) -> np.ndarray:
     """(P, h, w) maps -> (P, H, W) float64 ``ga @ m @ gb.T``."""
     ga, gb = torch.from_numpy(ga).double(), torch.from_numpy(gb).double()
@@ -99,8 +82,7 @@ def test_tiled_search_finds_exactly_the_peaks_of_the_whole_smoothed_maps(
     _, _, ga, gb = map_operators(geometry, 3.0)
     tiles = smoothing_tiles(ga, gb)
     parts = NUM_PARTS if height * width < 10**6 else 3  # 1080p: memory of the full maps
-    maps = random_heatmaps(geometry.map_height, geometry.map_width,
-                           np.random.default_rng(height))[:parts]
+    maps = random_fields(geometry, np.random.default_rng(height))[0][:parts]
     smoothed = smooth(maps, ga, gb)
     for threshold in (0.0, 0.1, 0.4):
         expected, margin = dense_maxima(smoothed, threshold)
@@ -171,15 +153,6 @@ def test_a_peak_on_a_tile_edge_is_compared_with_the_next_tile():
 # ------------------------------------------------------------------ PAF pre-check
 
 
-def random_pafs(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
-    """(38, h, w) float32 smooth random fields with large regions of one direction."""
-    pafs = np.zeros((38, h, w), np.float32)
-    for channel in range(38):
-        field = gaussian_filter(rng.standard_normal((h, w)), 3.0)
-        pafs[channel] = field / np.abs(field).max() * 0.5 + rng.uniform(-0.6, 0.6)
-    return pafs
-
-
 @pytest.mark.parametrize("kind", ["crowd", "random"])
 @pytest.mark.parametrize("height, width", [(576, 768), (1080, 1920)])
 def test_pair_precheck_rejects_only_pairs_the_exact_scoring_rejects(
@@ -191,9 +164,8 @@ def test_pair_precheck_rejects_only_pairs_the_exact_scoring_rejects(
         heatmaps, pafs = render_maps(crowd(12, geometry, rng, rows=2), geometry)
         heatmaps, pafs = heatmaps[0, :NUM_PARTS], pafs[0]
     else:
-        heatmaps = torch.from_numpy(random_heatmaps(geometry.map_height, geometry.map_width,
-                                                    rng))
-        pafs = torch.from_numpy(random_pafs(geometry.map_height, geometry.map_width, rng))
+        heatmaps, pafs = (torch.from_numpy(m) for m in random_fields(geometry, rng))
+        heatmaps = heatmaps[:NUM_PARTS]
     operators = parse_operators(geometry, 3.0, CPU)
     peaks = frame_peaks(heatmaps, geometry)
     pairs = enumerate_pairs(peaks)
@@ -219,7 +191,7 @@ def test_both_ways_of_reading_the_pafs_give_the_upsampled_values(cost, monkeypat
     geometry = plan_geometry(97, 131, 184)
     a, b, _, _ = map_operators(geometry, 3.0)
     operators = affinity_module.affinity_operators(a, b)
-    pafs = random_pafs(geometry.map_height, geometry.map_width, np.random.default_rng(4))
+    pafs = random_fields(geometry, np.random.default_rng(4))[1]
     upsampled = smooth(pafs, a, b)
     rng = np.random.default_rng(5)
     y, x = rng.integers(0, 97, (50, 10)), rng.integers(0, 131, (50, 10))
@@ -234,7 +206,7 @@ def test_paf_bounds_hold():
     geometry = plan_geometry(97, 131, 184)
     a, b, _, _ = map_operators(geometry, 3.0)
     operators = affinity_module.affinity_operators(a, b)
-    pafs = random_pafs(geometry.map_height, geometry.map_width, np.random.default_rng(3))
+    pafs = random_fields(geometry, np.random.default_rng(3))[1]
     upsampled = np.abs(smooth(pafs, a, b))
     bounds = affinity_module._bounds(torch.from_numpy(pafs), operators).numpy()
     tile = affinity_module.BOUND_TILE
