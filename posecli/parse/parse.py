@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
+from ..person import Person
 from ..preprocess import Geometry
 from ..skeleton import NUM_HEATMAPS, NUM_PAFS, NUM_PARTS
 from .assemble import COUNT, TOTAL, assemble
@@ -14,22 +13,6 @@ from .limbs import enumerate_pairs, greedy_match, score_pairs
 from .params import ParseParams
 from .peaks import find_peaks
 from .resample import operators_on
-
-
-@dataclass(frozen=True)
-class Person:
-    """One person in one frame.
-
-    ``keypoints``: 18 x 3 float64 (x, y, score) in COCO-18 order, x and y in
-    pixels of the original frame; a missing part is (0, 0, 0). ``score``: total
-    score divided by ``num_parts`` (the quantity the ``min_mean_score`` filter
-    uses); ``total_score``: sum of part and limb scores.
-    """
-
-    keypoints: np.ndarray
-    score: float
-    total_score: float
-    num_parts: int
 
 
 def parse_batch(heatmaps: torch.Tensor, pafs: torch.Tensor,
