@@ -15,12 +15,13 @@ OKS between an expected person *e* and an actual person *a* is COCO's::
     OKS = mean over keypoints k labelled in e (v > 0) of
           exp(-d_k^2 / (2 * area_e * (2 * sigma_k)^2))
 
-with ``sigma_k`` from :data:`~posecli.skeleton.COCO17_SIGMAS` and ``area_e`` the
-expected person's ``area`` (else its bbox area, else the area of its keypoints'
-bounding box). A keypoint labelled in *e* and missing in *a* counts 0. People
-are paired by maximum total OKS (scipy's ``linear_sum_assignment`` when scipy is
-installed, else greedily by descending OKS); a pair needs OKS >= the matching
-floor, unpaired expected people are *missing*, unpaired actual ones *extra*.
+(:func:`posecli.oks.oks_matrix`) with ``sigma_k`` from
+:data:`~posecli.skeleton.COCO17_SIGMAS` and ``area_e`` the expected person's
+``area`` (else its bbox area, else the area of its keypoints' bounding box). A
+keypoint labelled in *e* and missing in *a* counts 0. People are paired by
+maximum total OKS (scipy's ``linear_sum_assignment`` when scipy is installed,
+else greedily by descending OKS); a pair needs OKS >= the matching floor,
+unpaired expected people are *missing*, unpaired actual ones *extra*.
 
 Unusable input raises :class:`CompareInputError` (exit code 2), files of
 different videos :class:`DifferentVideosError` (also exit code 2).
@@ -39,12 +40,10 @@ import numpy as np
 import orjson
 
 from .errors import PoseCliError, UsageError
-from .skeleton import COCO17_NAMES, COCO17_SIGMAS
+from .oks import NUM_KEYPOINTS, oks_matrix
+from .skeleton import COCO17_NAMES
 
-NUM_KEYPOINTS = len(COCO17_NAMES)  # 17
 MATCHING_METHODS = ("auto", "optimal", "greedy")
-_VARIANCES = (2.0 * COCO17_SIGMAS) ** 2  # COCO's per-keypoint constant, (2 sigma)^2
-_EPS = float(np.spacing(1))  # COCO adds this to the area
 _OKS_DECIMALS = 6
 _PX_DECIMALS = 4
 
@@ -437,32 +436,6 @@ def _area(annotation: dict[str, Any], keypoints: np.ndarray) -> float:
 
 
 # --------------------------------------------------------------------------- OKS, matching
-
-
-def oks_matrix(expected: np.ndarray, areas: np.ndarray, actual: np.ndarray) -> np.ndarray:
-    """E x A object keypoint similarity of E expected and A actual people.
-
-    ``expected``: E x 17 x 3 and ``actual``: A x 17 x 3 (x, y, v) keypoints;
-    ``areas``: the E expected people's areas. Only keypoints with v > 0 in the
-    expected person count; one missing (v = 0) in the actual person scores 0.
-    An expected person with no keypoint at all has OKS 1 with an actual person
-    that has none either, else 0.
-    """
-    expected = np.asarray(expected, dtype=np.float64).reshape(-1, NUM_KEYPOINTS, 3)
-    actual = np.asarray(actual, dtype=np.float64).reshape(-1, NUM_KEYPOINTS, 3)
-    areas = np.asarray(areas, dtype=np.float64).reshape(-1)
-    if len(expected) == 0 or len(actual) == 0:
-        return np.zeros((len(expected), len(actual)))
-    squared = ((expected[:, None, :, :2] - actual[None, :, :, :2]) ** 2).sum(-1)  # E x A x 17
-    scale = 2.0 * _VARIANCES[None, None, :] * (areas[:, None, None] + _EPS)
-    similarity = np.exp(-squared / scale)
-    in_expected = expected[:, None, :, 2] > 0  # E x 1 x 17
-    in_actual = actual[None, :, :, 2] > 0  # 1 x A x 17
-    similarity = np.where(in_expected & in_actual, similarity, 0.0)
-    counts = in_expected.sum(-1)  # E x 1
-    oks = similarity.sum(-1) / np.maximum(counts, 1)
-    empty_pair = (counts == 0) & ~in_actual.any(-1)  # E x A
-    return np.where(counts > 0, oks, np.where(empty_pair, 1.0, 0.0))
 
 
 def resolve_matching(method: str = "auto") -> str:
