@@ -67,8 +67,13 @@ def is_complete(output: Path) -> bool:
     """Whether ``output`` is a finished posecli output (a half-written one never is).
 
     Documents must parse and say ``info.complete``; JSON-lines files (which only
-    appear when finished) must have every line parse.
+    appear when finished) must have every line parse; CSV files need their
+    ``.info.json`` sidecar (:func:`posecli.csv_format.csv_is_complete`).
     """
+    if output.suffix == ".csv":
+        from ..csv_format import csv_is_complete
+
+        return csv_is_complete(output)
     try:
         data = output.read_bytes()
     except OSError:

@@ -78,14 +78,14 @@ def batch(
         write_manifest,
     )
     from ..pipeline import Estimator, load_model
-    from ..sinks import JSONL, check_format
+    from ..sinks import check_format, output_suffix
 
     params = parse_params(smoothing_sigma, peak_threshold, paf_samples, paf_threshold,
                           paf_min_fraction, min_parts, min_score)
     tracking = track_params(track, track_buffer, track_min_oks, smooth, smooth_min_cutoff,
                             smooth_beta)
     check_format(fmt)
-    jobs = plan_jobs(inputs, out_dir, ".jsonl" if fmt == JSONL else ".json", render_dir)
+    jobs = plan_jobs(inputs, out_dir, output_suffix(fmt), render_dir)
     prepare_dir(out_dir)
     if render_dir is not None:
         prepare_dir(render_dir)
