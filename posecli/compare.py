@@ -30,17 +30,15 @@ different videos :class:`DifferentVideosError` (also exit code 2).
 from __future__ import annotations
 
 import importlib.util
-import math
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 
 from .errors import PoseCliError, UsageError
-from .oks import NUM_KEYPOINTS, oks_matrix
+from .oks import oks_matrix
+from .readers import OPENPOSE, PoseFile, PoseFrame, UnreadableOutputError, read_poses
 from .skeleton import COCO17_NAMES
 
 MATCHING_METHODS = ("auto", "optimal", "greedy")
@@ -87,36 +85,6 @@ class Tolerances:
                 raise UsageError(f"{name} must be 0 or more, got {getattr(self, name)}")
         if self.max_drift is not None and not self.max_drift >= 0:
             raise UsageError(f"max_drift must be 0 or more, got {self.max_drift}")
-
-
-@dataclass
-class PoseFrame:
-    """One image of a loaded file: its people as arrays.
-
-    ``keypoints``: P x 17 x 3 (x, y, v) in COCO-17 order; ``areas``: P areas used
-    as the OKS scale; ``ids``: the P annotation ids.
-    """
-
-    image_id: int
-    frame_index: int | None
-    width: int
-    height: int
-    timestamp: float | None
-    ids: list[int]
-    keypoints: np.ndarray
-    areas: np.ndarray
-
-
-@dataclass
-class PoseFile:
-    """A loaded output file: its frames in image id order."""
-
-    path: str
-    frames: list[PoseFrame]
-
-    @property
-    def has_frame_index(self) -> bool:
-        return all(frame.frame_index is not None for frame in self.frames)
 
 
 @dataclass
@@ -243,196 +211,22 @@ def _frame_dict(frame: FrameComparison) -> dict[str, Any]:
 
 
 def load_poses(path: str | Path, label: str = "input") -> PoseFile:
-    """Read a posecli output file; "-" reads stdin.
+    """Read a posecli output file for comparing; "-" reads stdin.
 
     Accepted: posecli's COCO document (``--format coco``) or any COCO keypoints
     dataset with images and annotations, and posecli's ``--format jsonl``
-    stream (one frame record per line, detected from the content).
-
-    ``label`` names the file in error messages ("expected", "actual").
+    stream (see :func:`posecli.readers.read_poses`). ``label`` names the file in
+    error messages ("expected", "actual").
     """
-    name = "stdin" if str(path) == "-" else str(path)
-    what = f"{label} file {name}"
-    data = _read_bytes(path, what)
     try:
-        document = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        records = _json_lines(data, what)
-        if records is None:
-            raise CompareInputError(f"{what} is not valid JSON: {_reason(exc)}") from None
-        return _parse_records(records, name, what)
-    if isinstance(document, dict) and _is_record(document):  # a one-frame JSON-lines file
-        return _parse_records([document], name, what)
-    return _parse_document(document, name, what)
-
-
-def _read_bytes(path: str | Path, what: str) -> bytes:
-    if str(path) == "-":
-        data = sys.stdin.buffer.read()
-    else:
-        try:
-            data = Path(path).read_bytes()
-        except OSError as exc:
-            raise CompareInputError(f"cannot read {what}: {exc.strerror or exc}") from None
-    if not data.strip():
-        raise CompareInputError(f"{what} is empty")
-    return data
-
-
-def _reason(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else "parse error"
-
-
-def _is_record(value: Any) -> bool:
-    """Whether ``value`` looks like a ``--format jsonl`` record (one frame)."""
-    return isinstance(value, dict) and "frame_index" in value and "people" in value
-
-
-def _json_lines(data: bytes, what: str) -> list[dict[str, Any]] | None:
-    """The records of a ``--format jsonl`` file, or None when it is not one."""
-    lines = [(number, line) for number, line in enumerate(data.splitlines(), start=1)
-             if line.strip()]
-    records = []
-    for number, line in lines:
-        try:
-            record = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            if not records:
-                return None
-            raise CompareInputError(
-                f"{what}: line {number} is not valid JSON: {_reason(exc)}") from None
-        if not _is_record(record):
-            if not records:
-                return None
-            raise CompareInputError(
-                f"{what}: line {number} is not a frame record (frame_index, people)")
-        records.append(record)
-    return records
-
-
-def _parse_records(records: list[dict[str, Any]], path: str, what: str) -> PoseFile:
-    """JSON-lines records as a COCO document: image ids and annotation ids from 1."""
-    images, annotations = [], []
-    for number, record in enumerate(records, start=1):
-        image = {key: record.get(key) for key in ("frame_index", "timestamp", "width", "height")}
-        images.append({"id": number, **image})
-        people = record.get("people")
-        if not isinstance(people, list):
-            raise CompareInputError(f"{what}: record {number} has no 'people' list")
-        for person in people:
-            if not isinstance(person, dict):
-                raise CompareInputError(f"{what}: record {number} has a person that is not "
-                                        "an object")
-            annotations.append({**person, "id": len(annotations) + 1, "image_id": number})
-    return _parse_document({"images": images, "annotations": annotations}, path, what)
-
-
-def _parse_document(document: Any, path: str, what: str) -> PoseFile:
-    if isinstance(document, list):
-        raise CompareInputError(
-            f"{what} is a JSON list, not a COCO keypoints document with images and annotations")
-    if not isinstance(document, dict):
-        raise CompareInputError(f"{what} is not a COCO keypoints document")
-    if "frames" in document and "images" not in document:
-        raise CompareInputError(
-            f"{what} is in OpenPose layout; compare reads posecli's COCO output (--format coco)")
-    images, annotations = document.get("images"), document.get("annotations")
-    if not isinstance(images, list) or not isinstance(annotations, list):
-        raise CompareInputError(
-            f"{what} is not a COCO keypoints document: it needs 'images' and 'annotations' lists")
-
-    frames: dict[int, PoseFrame] = {}
-    frame_indices: set[int] = set()
-    people: dict[int, tuple[list[int], list[np.ndarray], list[float]]] = {}
-    for position, image in enumerate(images):
-        if not isinstance(image, dict):
-            raise CompareInputError(f"{what}: images[{position}] is not an object")
-        image_id = _integer(image.get("id"), f"{what}: images[{position}].id")
-        if image_id in frames:
-            raise CompareInputError(f"{what}: image id {image_id} appears twice")
-        width = _integer(image.get("width"), f"{what}: image {image_id} width")
-        height = _integer(image.get("height"), f"{what}: image {image_id} height")
-        frame_index = image.get("frame_index")
-        if frame_index is not None:
-            frame_index = _integer(frame_index, f"{what}: image {image_id} frame_index")
-            if frame_index in frame_indices:
-                raise CompareInputError(f"{what}: frame_index {frame_index} appears twice")
-            frame_indices.add(frame_index)
-        timestamp = image.get("timestamp")
-        if not _is_number(timestamp):
-            timestamp = None
-        frames[image_id] = PoseFrame(image_id, frame_index, width, height,
-                                     None if timestamp is None else float(timestamp),
-                                     [], np.zeros((0, NUM_KEYPOINTS, 3)), np.zeros(0))
-        people[image_id] = ([], [], [])
-
-    for position, annotation in enumerate(annotations):
-        if not isinstance(annotation, dict):
-            raise CompareInputError(f"{what}: annotations[{position}] is not an object")
-        image_id = annotation.get("image_id")
-        if image_id not in people or isinstance(image_id, bool):
-            raise CompareInputError(
-                f"{what}: annotations[{position}] refers to image {image_id!r}, "
-                "which is not in 'images'")
-        keypoints = _keypoints(annotation.get("keypoints"), f"{what}: annotations[{position}]")
-        annotation_id = annotation.get("id", position + 1)
-        if not isinstance(annotation_id, int) or isinstance(annotation_id, bool):
-            annotation_id = position + 1
-        ids, points, areas = people[image_id]
-        ids.append(annotation_id)
-        points.append(keypoints)
-        areas.append(_area(annotation, keypoints))
-
-    for image_id, (ids, points, areas) in people.items():
-        if ids:
-            frame = frames[image_id]
-            frame.ids = ids
-            frame.keypoints = np.stack(points)
-            frame.areas = np.asarray(areas, dtype=np.float64)
-    ordered = [frames[image_id] for image_id in sorted(frames)]
-    return PoseFile(path, ordered)
-
-
-def _is_number(value: Any) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and math.isfinite(value))
-
-
-def _integer(value: Any, what: str) -> int:
-    if _is_number(value) and float(value).is_integer():
-        return int(value)
-    raise CompareInputError(f"{what} is {value!r}, not an integer")
-
-
-def _keypoints(value: Any, what: str) -> np.ndarray:
-    expected = NUM_KEYPOINTS * 3
-    if not isinstance(value, list):
-        raise CompareInputError(f"{what} has no keypoints list")
-    if len(value) != expected:
-        raise CompareInputError(
-            f"{what} has {len(value)} keypoint values, expected {expected} "
-            f"({NUM_KEYPOINTS} x (x, y, v))")
-    array = np.asarray(value)  # numbers give an int or float array; anything else does not
-    if array.dtype.kind not in "iuf" or not np.isfinite(array).all():
-        raise CompareInputError(f"{what} has keypoint values that are not finite numbers")
-    return array.astype(np.float64).reshape(NUM_KEYPOINTS, 3)
-
-
-def _area(annotation: dict[str, Any], keypoints: np.ndarray) -> float:
-    """The OKS scale: the ``area`` field, else the bbox area, else the keypoints' box area."""
-    area = annotation.get("area")
-    if _is_number(area) and area > 0:
-        return float(area)
-    bbox = annotation.get("bbox")
-    if isinstance(bbox, list) and len(bbox) == 4 and all(_is_number(v) for v in bbox):
-        if bbox[2] * bbox[3] > 0:
-            return float(bbox[2] * bbox[3])
-    found = keypoints[:, 2] > 0
-    if not found.any():
-        return 0.0
-    width, height = keypoints[found, :2].max(0) - keypoints[found, :2].min(0)
-    return float(width * height)
+        poses = read_poses(path, label)
+    except UnreadableOutputError as exc:
+        raise CompareInputError(str(exc)) from None
+    if poses.layout == OPENPOSE:
+        name = "stdin" if str(path) == "-" else str(path)
+        raise CompareInputError(f"{label} file {name} is in OpenPose layout; compare reads "
+                                "posecli's COCO output (--format coco)")
+    return poses
 
 
 # --------------------------------------------------------------------------- OKS, matching
