@@ -65,7 +65,9 @@ class Tolerances:
     match allowed per frame; ``max_drift``: largest keypoint displacement in
     pixels allowed per matched person (None: not checked); ``max_diff_frames``:
     the fraction of frames that may differ; ``match_floor``: the OKS a pair
-    needs to count as the same person at all.
+    needs to count as the same person at all; ``same_ids``: also require the
+    same identities (track ids, up to renaming), allowing ``max_id_switches``
+    ID switches in all.
     """
 
     min_oks: float = 0.95
@@ -74,13 +76,15 @@ class Tolerances:
     max_diff_frames: float = 0.0
     max_drift: float | None = None
     match_floor: float = 0.1
+    same_ids: bool = False
+    max_id_switches: int = 0
 
     def __post_init__(self) -> None:
         for name in ("min_oks", "max_diff_frames", "match_floor"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise UsageError(f"{name} must be between 0 and 1, got {value}")
-        for name in ("max_missing", "max_extra"):
+        for name in ("max_missing", "max_extra", "max_id_switches"):
             if getattr(self, name) < 0:
                 raise UsageError(f"{name} must be 0 or more, got {getattr(self, name)}")
         if self.max_drift is not None and not self.max_drift >= 0:
@@ -105,6 +109,8 @@ class PersonMatch:
     worst_keypoint: str | None
     only_expected: list[str]
     only_actual: list[str]
+    expected_track_id: int | None = None
+    actual_track_id: int | None = None
 
 
 @dataclass
@@ -122,6 +128,7 @@ class FrameComparison:
     extra: list[int]  # annotation ids of actual people without a match
     differs: bool = False
     reasons: list[str] = field(default_factory=list)
+    id_switches: list[str] = field(default_factory=list)  # with Tolerances.same_ids
 
     @property
     def worst_oks(self) -> float | None:
@@ -149,6 +156,7 @@ class Summary:
     worst_oks_frame: int | None
     max_drift_px: float | None
     max_drift_frame: int | None
+    id_switches: int | None = None  # None: identities not checked
 
 
 @dataclass
@@ -172,7 +180,8 @@ class CompareResult:
 
     @property
     def differing_frames(self) -> list[FrameComparison]:
-        return [frame for frame in self.frames if frame.differs]
+        """Frames that differ, or where an identity switched."""
+        return [frame for frame in self.frames if frame.differs or frame.id_switches]
 
     def to_dict(self) -> dict[str, Any]:
         """The whole result as plain JSON-ready data."""
@@ -204,6 +213,7 @@ def _frame_dict(frame: FrameComparison) -> dict[str, Any]:
         "matches": [vars(match).copy() for match in frame.matches],
         "missing": list(frame.missing),
         "extra": list(frame.extra),
+        "id_switches": list(frame.id_switches),
     }
 
 
@@ -294,6 +304,10 @@ def compare_poses(expected: PoseFile, actual: PoseFile,
     actual_frames = _keyed(actual, by_index)
     _check_same_video(expected_frames, actual_frames, by_index)
 
+    if tolerances.same_ids:
+        _check_track_ids(expected, "expected")
+        _check_track_ids(actual, "actual")
+
     frames = []
     for key in sorted(expected_frames):
         frame = _compare_frame(key, expected_frames[key], actual_frames[key], tolerances, method)
@@ -305,10 +319,52 @@ def compare_poses(expected: PoseFile, actual: PoseFile,
             f"{summary.frames_differing} of {summary.frames_compared} frames differ "
             f"({100 * summary.diff_fraction:.1f}%), more than the "
             f"{100 * tolerances.max_diff_frames:.1f}% allowed")
+    if tolerances.same_ids:
+        summary.id_switches = count_id_switches(frames)
+        if summary.id_switches > tolerances.max_id_switches:
+            failures.append(f"{summary.id_switches} ID switches, more than the "
+                            f"{tolerances.max_id_switches} allowed")
     return CompareResult(
         expected=expected.path, actual=actual.path, tolerances=tolerances,
         matched_by="frame_index" if by_index else "image_order", matching=method,
         frames=frames, summary=summary, passed=not failures, failures=failures)
+
+
+def _check_track_ids(poses: PoseFile, label: str) -> None:
+    for frame in poses.frames:
+        if any(track_id is None for track_id in frame.track_ids):
+            where = frame.image_id if frame.frame_index is None else frame.frame_index
+            raise CompareInputError(f"{label} file {poses.path}: frame {where} has a person "
+                                    "without a track_id; --same-ids needs tracked outputs")
+
+
+def count_id_switches(frames: list[FrameComparison]) -> int:
+    """ID switches over the frames' matched pairs, in frame order; records them per frame.
+
+    Identities may be named differently in the two files; what must hold is a
+    one-to-one correspondence. A matched pair (expected id e, actual id a) is a
+    switch when e was last matched to another actual id, or a to another
+    expected id (two tracks swapping counts 2, as in the MOT metrics; one actual
+    track taking over another expected person counts 1).
+    """
+    partner_of_expected: dict[int, int] = {}
+    partner_of_actual: dict[int, int] = {}
+    switches = 0
+    for frame in frames:
+        frame.id_switches = []
+        for match in frame.matches:
+            e, a = match.expected_track_id, match.actual_track_id
+            if e is None or a is None:
+                continue
+            was_a, was_e = partner_of_expected.get(e, a), partner_of_actual.get(a, e)
+            if was_a != a or was_e != e:
+                switches += 1
+                before = (f"expected track {e} was actual {was_a}" if was_a != a
+                          else f"actual track {a} was expected {was_e}")
+                frame.id_switches.append(f"expected track {e} is actual track {a} "
+                                         f"({before})")
+            partner_of_expected[e], partner_of_actual[a] = a, e
+    return switches
 
 
 def _keyed(poses: PoseFile, by_index: bool) -> dict[int, PoseFrame]:
@@ -361,7 +417,9 @@ def _compare_frame(key: int, expected: PoseFrame, actual: PoseFrame,
                 drift_max_px=drift_max[m] if has_shared else None,
                 worst_keypoint=COCO17_NAMES[worst[m]] if drift_max[m] > 0 else None,
                 only_expected=_names(only_e[m]) if any_e[m] else [],
-                only_actual=_names(only_a[m]) if any_a[m] else []))
+                only_actual=_names(only_a[m]) if any_a[m] else [],
+                expected_track_id=expected.people[e].track_id if expected.people else None,
+                actual_track_id=actual.people[a].track_id if actual.people else None))
     matched_e = {e for e, _ in pairs}
     matched_a = {a for _, a in pairs}
     frame = FrameComparison(
