@@ -23,7 +23,8 @@ _VARIANCES = (2.0 * COCO17_SIGMAS) ** 2  # COCO's per-keypoint constant, (2 sigm
 _EPS = float(np.spacing(1))  # COCO adds this to the area
 
 
-def oks_matrix(expected: np.ndarray, areas: np.ndarray, actual: np.ndarray) -> np.ndarray:
+def oks_matrix(expected: np.ndarray, areas: np.ndarray, actual: np.ndarray,
+               shared_only: bool = False, min_shared: int = 1) -> np.ndarray:
     """E x A object keypoint similarity of E reference and A candidate people.
 
     ``expected``: E x 17 x 3 and ``actual``: A x 17 x 3 (x, y, v) keypoints in
@@ -31,6 +32,10 @@ def oks_matrix(expected: np.ndarray, areas: np.ndarray, actual: np.ndarray) -> n
     pixels). Only keypoints with v > 0 in the reference person count; one missing
     (v = 0) in the candidate scores 0. A reference person with no keypoint at all
     has OKS 1 with a candidate that has none either, else 0.
+
+    ``shared_only``: the mean runs over the keypoints found in both people
+    instead (neither one's missing keypoints count against the pair, for people
+    seen in part), and pairs sharing fewer than ``min_shared`` keypoints get 0.
     """
     expected = np.asarray(expected, dtype=np.float64).reshape(-1, NUM_KEYPOINTS, 3)
     actual = np.asarray(actual, dtype=np.float64).reshape(-1, NUM_KEYPOINTS, 3)
@@ -43,6 +48,10 @@ def oks_matrix(expected: np.ndarray, areas: np.ndarray, actual: np.ndarray) -> n
     in_expected = expected[:, None, :, 2] > 0  # E x 1 x 17
     in_actual = actual[None, :, :, 2] > 0  # 1 x A x 17
     similarity = np.where(in_expected & in_actual, similarity, 0.0)
+    if shared_only:
+        shared = (in_expected & in_actual).sum(-1)  # E x A
+        oks = similarity.sum(-1) / np.maximum(shared, 1)
+        return np.where(shared >= max(min_shared, 1), oks, 0.0)
     counts = in_expected.sum(-1)  # E x 1
     oks = similarity.sum(-1) / np.maximum(counts, 1)
     empty_pair = (counts == 0) & ~in_actual.any(-1)  # E x A

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from test_compare import person
+from test_compare import BODY, person
 
 from posecli.errors import InputError, UsageError
 from posecli.formats import FrameResult
@@ -105,6 +105,41 @@ def test_motion_prediction_keeps_crossing_people_apart():
 
     assert crossing(True) == [[1, 2]] * 22
     assert crossing(False) != [[1, 2]] * 22
+
+
+HEAD = ("nose", "left_eye", "right_eye", "left_ear", "right_ear")
+LEGS = ("left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle")
+ALL = tuple(BODY)
+
+
+def test_a_track_remembers_keypoints_it_saw_earlier():
+    # Fully seen, then only the legs (the rest hidden), then only the head: the head is
+    # compared with where the track last saw a head.
+    frames = [frame(0, 0.0, [person(300, 200)]),
+              frame(1, 0.04, [person(301, 200, drop=tuple(n for n in ALL if n not in LEGS))]),
+              frame(2, 0.08, [person(302, 200, drop=tuple(n for n in ALL if n not in HEAD))])]
+    assert ids_of(track_frames(frames)) == [[1], [1], [1]]
+
+
+def test_a_person_seen_only_in_part_keeps_its_track():
+    # Only a head (a 24 x 10 px box) moving 4 px a frame in a 480 px high frame: COCO's
+    # sigmas on its own box would lose it at once; the scale floor keeps it.
+    only_head = tuple(n for n in ALL if n not in HEAD)
+    frames = [frame(k, k / 25, [person(300 + 4 * k, 200, drop=only_head)]) for k in range(10)]
+    assert ids_of(track_frames(frames)) == [[1]] * 10
+
+
+def test_shared_only_oks_ignores_keypoints_missing_on_either_side():
+    from posecli.oks import oks_matrix
+    from posecli.skeleton import coco18_to_coco17
+
+    full = coco18_to_coco17(person(300, 200).keypoints)[None]
+    head = coco18_to_coco17(person(300, 200, drop=tuple(n for n in ALL
+                                                           if n not in HEAD)).keypoints)[None]
+    assert oks_matrix(full, [5000.0], head)[0, 0] == pytest.approx(5 / 17)  # COCO's
+    assert oks_matrix(full, [5000.0], head, shared_only=True)[0, 0] == pytest.approx(1.0)
+    assert oks_matrix(head, [5000.0], full, shared_only=True)[0, 0] == pytest.approx(1.0)
+    assert oks_matrix(full, [5000.0], head, shared_only=True, min_shared=6)[0, 0] == 0.0
 
 
 def test_tracker_reports_ended_tracks():

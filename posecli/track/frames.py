@@ -52,14 +52,14 @@ class FrameTracker:
             ids, ended = self._given_ids(frame), []
         else:
             stacked = np.stack(raw) if raw else np.zeros((0, 18, 3))
-            ids, ended = self.tracker.update(stacked, time)
+            ids, ended = self.tracker.update(stacked, time, frame.height)
         people = []
         for person, keypoints, track_id in zip(frame.people, raw, ids):
             if self.smoother is None:
                 people.append(replace(person, keypoints=keypoints, track_id=track_id,
                                       raw_keypoints=None))
             else:
-                smoothed = self.smoother.smooth(track_id, keypoints, time)
+                smoothed = self.smoother.smooth(track_id, keypoints, time, frame.height)
                 people.append(replace(person, keypoints=smoothed, track_id=track_id,
                                       raw_keypoints=keypoints))
         if self.smoother is not None:
