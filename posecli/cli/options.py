@@ -63,7 +63,8 @@ SMOOTH = typer.Option(False, "--smooth", help="Smooth keypoints along each track
 SMOOTH_MIN_CUTOFF = typer.Option(_SMOOTH.min_cutoff, "--smooth-min-cutoff", metavar="HZ",
                                  help="One Euro cutoff at rest (lower: steadier, more lag).")
 SMOOTH_BETA = typer.Option(_SMOOTH.beta, "--smooth-beta", metavar="BETA",
-                           help="One Euro speed coefficient, Hz per pixel/s (higher: less lag).")
+                           help="One Euro speed coefficient, Hz per frame height/s (higher: "
+                           "less lag).")
 
 
 def track_params(track: bool, track_buffer: float, track_min_oks: float, smooth: bool,

@@ -60,8 +60,10 @@ class OneEuroFilter:
 class KeypointSmoother:
     """One Euro smoothing of every keypoint coordinate along each track.
 
-    ``smooth(track_id, keypoints, time)``: keypoints N x 3 (x, y, score), pixels;
-    returns them with x and y filtered where the score is > 0 (missing keypoints
+    ``smooth(track_id, keypoints, time, scale)``: keypoints N x 3 (x, y, score),
+    pixels; filters x / scale and y / scale (``scale``: the frame height in
+    pixels, so that ``beta`` does not depend on the resolution) and returns the
+    keypoints with x and y filtered where the score is > 0 (missing keypoints
     stay (0, 0, 0); scores are unchanged).
     """
 
@@ -69,13 +71,16 @@ class KeypointSmoother:
         self.params = params
         self._filters: dict[int, OneEuroFilter] = {}
 
-    def smooth(self, track_id: int, keypoints: np.ndarray, time: float) -> np.ndarray:
+    def smooth(self, track_id: int, keypoints: np.ndarray, time: float,
+               scale: float = 1.0) -> np.ndarray:
         found = keypoints[:, 2] > 0
         state = self._filters.get(track_id)
         if state is None:
             state = self._filters[track_id] = OneEuroFilter(self.params, keypoints[:, :2].shape)
+        scale = scale if scale > 0 else 1.0
         out = keypoints.copy()
-        out[:, :2] = state(keypoints[:, :2], np.repeat(found[:, None], 2, axis=1), time)
+        present = np.repeat(found[:, None], 2, axis=1)
+        out[:, :2] = state(keypoints[:, :2] / scale, present, time) * scale
         return out
 
     def forget(self, track_ids: list[int]) -> None:

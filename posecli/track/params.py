@@ -21,14 +21,16 @@ FALLBACK_FPS = 30.0
 class SmoothParams:
     """The One Euro filter (Casiez et al., CHI 2012) of every keypoint coordinate.
 
-    ``min_cutoff``: cutoff frequency in Hz at rest (lower: steadier, more lag);
-    ``beta``: how fast the cutoff rises with speed, in Hz per pixel/second
-    (higher: less lag on fast moves); ``d_cutoff``: cutoff in Hz of the speed
-    estimate (the paper's 1 Hz).
+    Coordinates are filtered in frame heights (x / H, y / H), so the same settings
+    behave the same at any resolution. ``min_cutoff``: cutoff frequency in Hz at
+    rest (lower: steadier, more lag); ``beta``: how fast the cutoff rises with
+    speed, in Hz per (frame height per second) (higher: less lag on fast moves;
+    12.5 on a 256-pixel-high frame is 0.049 Hz per pixel/second);
+    ``d_cutoff``: cutoff in Hz of the speed estimate (the paper's 1 Hz).
     """
 
-    min_cutoff: float = 1.0
-    beta: float = 0.02
+    min_cutoff: float = 2.0
+    beta: float = 12.5
     d_cutoff: float = 1.0
 
     def __post_init__(self) -> None:
@@ -49,14 +51,15 @@ class TrackParams:
 
     ``buffer_seconds``: a track that no person matched is ended once this much
     presentation time has passed since the first frame that missed it;
-    ``min_oks``: the least OKS (COCO sigmas, scale from the track's box) for a
-    person to continue a track; ``motion``: predict each track's position with
+    ``min_oks``: the least OKS (COCO sigmas over the keypoints both have, scale
+    from the track's box, see :mod:`posecli.track.tracker`) for a person to
+    continue a track; ``motion``: predict each track's position with
     its recent velocity before matching; ``smooth``: One Euro smoothing of the
     keypoints along each track (None: raw keypoints).
     """
 
     buffer_seconds: float = 1.0
-    min_oks: float = 0.2
+    min_oks: float = 0.1
     motion: bool = True
     smooth: SmoothParams | None = None
 
