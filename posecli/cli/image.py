@@ -28,7 +28,7 @@ def image(
     out: str = OUT,
     weights: str | None = WEIGHTS,
     device: str = DEVICE,
-    net_height: int = NET_HEIGHT,
+    net_height: int | None = NET_HEIGHT,
     fmt: str = FORMAT,
     quiet: bool = QUIET,
     peak_threshold: float = PEAK,

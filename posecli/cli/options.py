@@ -20,11 +20,15 @@ _SMOOTH = SmoothParams()
 
 OUT = typer.Option(..., "--out", "-o", help="Output JSON file, or - for stdout.")
 WEIGHTS = typer.Option(None, "--weights", "-w",
-                       help="Weights file (else $POSECLI_WEIGHTS, else the user cache).")
+                       help="Weights file, or a model's name: demo (built in), cmu or "
+                            "lightweight (downloaded); else $POSECLI_WEIGHTS, else the cached "
+                            "CMU model.")
 DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N.")
 BATCH = typer.Option(DEFAULT_BATCH_SIZE, "--batch-size", min=1, help="Frames per network batch.")
-NET_HEIGHT = typer.Option(DEFAULT_NET_HEIGHT, "--net-height",
-                          help="Network input height in pixels (multiple of 8 recommended).")
+NET_HEIGHT = typer.Option(None, "--net-height", show_default=False,
+                          help="Network input height in pixels (multiple of 8 recommended); "
+                               f"default: the model's ({DEFAULT_NET_HEIGHT} for the CMU and "
+                               "Lightweight models).")
 FORMAT = typer.Option("coco", "--format", help="coco (one document), openpose, jsonl "
                       "(one JSON object per frame, streamed) or csv (one row per person).")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")

@@ -42,7 +42,7 @@ def video(
     weights: str | None = WEIGHTS,
     device: str = DEVICE,
     batch_size: int = BATCH,
-    net_height: int = NET_HEIGHT,
+    net_height: int | None = NET_HEIGHT,
     frames: str | None = typer.Option(
         None, "--frames", help="Frames to process, START:END[:STEP] (Python slice; e.g. 0:300:5)."),
     fmt: str = FORMAT,
