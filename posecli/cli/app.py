@@ -23,6 +23,7 @@ from .compare import compare
 from .console import stderr_console
 from .image import image
 from .synth import synth
+from .track import track
 from .train import eval_command, train_command
 from .video import video
 from .weights import weights_app
@@ -58,6 +59,7 @@ app.command()(synth)
 app.command("train")(train_command)
 app.command("eval")(eval_command)
 app.command()(compare)
+app.command()(track)
 app.add_typer(weights_app, name="weights")
 
 

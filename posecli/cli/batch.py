@@ -8,6 +8,7 @@ import typer
 
 from .. import __version__
 from ..errors import Interrupted
+from ..track.params import tracking_options
 from .console import count, progress_bars, say, warn
 from .options import (
     BATCH,
@@ -22,8 +23,15 @@ from .options import (
     QUIET,
     SAMPLES,
     SIGMA,
+    SMOOTH,
+    SMOOTH_BETA,
+    SMOOTH_MIN_CUTOFF,
+    TRACK,
+    TRACK_BUFFER,
+    TRACK_MIN_OKS,
     WEIGHTS,
     parse_params,
+    track_params,
 )
 
 
@@ -49,6 +57,12 @@ def batch(
     paf_min_fraction: float = PAF_FRACTION,
     min_parts: int = MIN_PARTS,
     min_score: float = MIN_SCORE,
+    track: bool = TRACK,
+    track_buffer: float = TRACK_BUFFER,
+    track_min_oks: float = TRACK_MIN_OKS,
+    smooth: bool = SMOOTH,
+    smooth_min_cutoff: float = SMOOTH_MIN_CUTOFF,
+    smooth_beta: float = SMOOTH_BETA,
 ) -> None:
     """Process many videos with one model load; outputs mirror the input tree.
 
@@ -64,12 +78,14 @@ def batch(
         write_manifest,
     )
     from ..pipeline import Estimator, load_model
-    from ..sinks import JSONL, check_format
+    from ..sinks import check_format, output_suffix
 
     params = parse_params(smoothing_sigma, peak_threshold, paf_samples, paf_threshold,
                           paf_min_fraction, min_parts, min_score)
+    tracking = track_params(track, track_buffer, track_min_oks, smooth, smooth_min_cutoff,
+                            smooth_beta)
     check_format(fmt)
-    jobs = plan_jobs(inputs, out_dir, ".jsonl" if fmt == JSONL else ".json", render_dir)
+    jobs = plan_jobs(inputs, out_dir, output_suffix(fmt), render_dir)
     prepare_dir(out_dir)
     if render_dir is not None:
         prepare_dir(render_dir)
@@ -77,7 +93,8 @@ def batch(
     estimator = Estimator(model, net_height, params, warn)
 
     with progress_bars(quiet, files=len(jobs)) as progress:
-        run_one = VideoJobRunner(model, estimator, fmt, batch_size, progress.advance, warn)
+        run_one = VideoJobRunner(model, estimator, fmt, batch_size, progress.advance, warn,
+                                 tracking)
 
         def done(result: JobResult) -> None:
             progress.file_done()
@@ -86,7 +103,7 @@ def batch(
 
         report = run_jobs(jobs, run_one, skip_existing, done)
     header = {"tool": "posecli", "version": __version__, "model": model.describe(),
-              "options": {**estimator.options(), "format": fmt}}
+              "options": {**estimator.options(), "format": fmt, **tracking_options(tracking)}}
     write_manifest(manifest or out_dir / MANIFEST_NAME, report, header)
     totals = report.totals()
     say(f"posecli: {count(totals['files'], 'file')}: {totals['ok']} ok, {totals['skipped']} "

@@ -10,9 +10,13 @@ from __future__ import annotations
 import typer
 
 from ..defaults import DEFAULT_BATCH_SIZE, DEFAULT_NET_HEIGHT
+from ..errors import UsageError
 from ..parse.params import ParseParams
+from ..track.params import SmoothParams, TrackParams
 
 _DEFAULTS = ParseParams()
+_TRACK = TrackParams()
+_SMOOTH = SmoothParams()
 
 OUT = typer.Option(..., "--out", "-o", help="Output JSON file, or - for stdout.")
 WEIGHTS = typer.Option(None, "--weights", "-w",
@@ -25,8 +29,8 @@ NET_HEIGHT = typer.Option(None, "--net-height", show_default=False,
                           help="Network input height in pixels (multiple of 8 recommended); "
                                f"default: the model's ({DEFAULT_NET_HEIGHT} for the CMU and "
                                "Lightweight models).")
-FORMAT = typer.Option("coco", "--format", help="coco (one document), openpose, or jsonl "
-                      "(one JSON object per frame, streamed).")
+FORMAT = typer.Option("coco", "--format", help="coco (one document), openpose, jsonl "
+                      "(one JSON object per frame, streamed) or csv (one row per person).")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
 PEAK = typer.Option(_DEFAULTS.peak_threshold, "--peak-threshold",
                     help="Minimum smoothed heatmap value of a part peak.")
@@ -51,3 +55,29 @@ def parse_params(smoothing_sigma: float, peak_threshold: float, paf_samples: int
                        paf_samples=paf_samples, paf_sample_threshold=paf_threshold,
                        paf_min_fraction=paf_min_fraction, min_parts=min_parts,
                        min_mean_score=min_score)
+
+TRACK = typer.Option(True, "--track/--no-track",
+                     help="Give each person a track_id that follows them from frame to frame.")
+TRACK_BUFFER = typer.Option(_TRACK.buffer_seconds, "--track-buffer", min=0.0, metavar="SECONDS",
+                            help="End a track after this long (presentation time) unmatched.")
+TRACK_MIN_OKS = typer.Option(_TRACK.min_oks, "--track-min-oks", min=0.0, max=1.0,
+                             help="Least OKS for a person to continue a track.")
+SMOOTH = typer.Option(False, "--smooth", help="Smooth keypoints along each track (One Euro "
+                      "filter); the raw ones are kept as raw_keypoints.")
+SMOOTH_MIN_CUTOFF = typer.Option(_SMOOTH.min_cutoff, "--smooth-min-cutoff", metavar="HZ",
+                                 help="One Euro cutoff at rest (lower: steadier, more lag).")
+SMOOTH_BETA = typer.Option(_SMOOTH.beta, "--smooth-beta", metavar="BETA",
+                           help="One Euro speed coefficient, Hz per frame height/s (higher: "
+                           "less lag).")
+
+
+def track_params(track: bool, track_buffer: float, track_min_oks: float, smooth: bool,
+                 smooth_min_cutoff: float, smooth_beta: float) -> TrackParams | None:
+    """The TrackParams of the tracking options above (None: --no-track)."""
+    smoothing = SmoothParams(min_cutoff=smooth_min_cutoff, beta=smooth_beta) if smooth else None
+    if not track:
+        if smooth:
+            raise UsageError("--smooth smooths along tracks: it cannot be used with --no-track")
+        return None
+    return TrackParams(buffer_seconds=track_buffer, min_oks=track_min_oks, smooth=smoothing)
+

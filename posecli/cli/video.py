@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from ..errors import Interrupted
+from ..track.params import tracking_options
 from .console import progress_bars, warn
 from .options import (
     BATCH,
@@ -22,8 +23,15 @@ from .options import (
     QUIET,
     SAMPLES,
     SIGMA,
+    SMOOTH,
+    SMOOTH_BETA,
+    SMOOTH_MIN_CUTOFF,
+    TRACK,
+    TRACK_BUFFER,
+    TRACK_MIN_OKS,
     WEIGHTS,
     parse_params,
+    track_params,
 )
 
 
@@ -50,6 +58,12 @@ def video(
     paf_min_fraction: float = PAF_FRACTION,
     min_parts: int = MIN_PARTS,
     min_score: float = MIN_SCORE,
+    track: bool = TRACK,
+    track_buffer: float = TRACK_BUFFER,
+    track_min_oks: float = TRACK_MIN_OKS,
+    smooth: bool = SMOOTH,
+    smooth_min_cutoff: float = SMOOTH_MIN_CUTOFF,
+    smooth_beta: float = SMOOTH_BETA,
 ) -> None:
     """Estimate poses in every frame of a video; write one JSON file.
 
@@ -58,10 +72,13 @@ def video(
     from ..formats import check_output_path
     from ..pipeline import Estimator, load_model, run_video_to_sinks, selected_count
     from ..sinks import check_format, open_outputs
+    from ..track.stage import tracked
     from ..video import VideoReader, parse_frame_range
 
     params = parse_params(smoothing_sigma, peak_threshold, paf_samples, paf_threshold,
                           paf_min_fraction, min_parts, min_score)
+    tracking = track_params(track, track_buffer, track_min_oks, smooth, smooth_min_cutoff,
+                            smooth_beta)
     frame_range = parse_frame_range(frames) if frames is not None else None
     check_format(fmt)
     check_output_path(out)
@@ -71,11 +88,12 @@ def video(
                      on_warning=warn) as reader:  # bad input fails before the model loads
         model = load_model(weights, device)
         estimator = Estimator(model, net_height, params, warn)
-        sinks = open_outputs(fmt, out, render, reader.info)
+        sinks = tracked(open_outputs(fmt, out, render, reader.info), tracking)
         with progress_bars(quiet) as progress:
             progress.start(selected_count(frame_range, reader.info.frame_count))
             run = run_video_to_sinks(reader, model, estimator, sinks, progress.advance,
-                                     {"frames": frames, "realtime": realtime})
+                                     {"frames": frames, "realtime": realtime,
+                                      **tracking_options(tracking)})
     if not run.complete:
         raise Interrupted(f"interrupted: {run.frames_processed} frames written to {out}, "
                           "marked incomplete")

@@ -51,9 +51,10 @@ from ..parse.affinity import (
 )
 from ..parse.assemble import COUNT, TOTAL
 from ..parse.limbs import Candidates, Connections, enumerate_pairs, greedy_match
-from ..parse.parse import Person, person_from_row
+from ..parse.parse import person_from_row
 from ..parse.peaks import Peaks
 from ..parse.resample import map_operators
+from ..person import Person
 from ..preprocess import Geometry
 from ..skeleton import LIMBS, NUM_HEATMAPS, NUM_PAFS, NUM_PARTS
 

@@ -8,6 +8,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from ..person import Person
 from ..preprocess import Geometry
 from ..skeleton import NUM_HEATMAPS, NUM_PAFS, NUM_PARTS
 from .affinity import AffinityOperators, affinity_operators, score_pairs
@@ -23,22 +24,6 @@ from .tiles import SmoothingTiles, smoothing_tiles
 #: have many). A smoothed or upsampled value moves by less than 1e-19: only a decision
 #: between values that small (never above the default thresholds) could change.
 NEGLIGIBLE = 1e-20
-
-
-@dataclass(frozen=True)
-class Person:
-    """One person in one frame.
-
-    ``keypoints``: 18 x 3 float64 (x, y, score) in COCO-18 order, x and y in
-    pixels of the original frame; a missing part is (0, 0, 0). ``score``: total
-    score divided by ``num_parts`` (the quantity the ``min_mean_score`` filter
-    uses); ``total_score``: sum of part and limb scores.
-    """
-
-    keypoints: np.ndarray
-    score: float
-    total_score: float
-    num_parts: int
 
 
 def parse_batch(heatmaps: torch.Tensor, pafs: torch.Tensor,
