@@ -75,12 +75,11 @@ def coco_categories() -> list[dict[str, Any]]:
 
 
 def coco_annotation(person: Person, annotation_id: int, image_id: int) -> dict[str, Any]:
-    """One person as a COCO annotation: 17 x (x, y, v), v = 2 found, 0 missing."""
+    """One person as a COCO annotation: 17 x (x, y, v); x, y in pixels (floats), v the
+    integer visibility flag: 2 found, 0 missing (with x = y = 0.0)."""
     keypoints = coco18_to_coco17(person.keypoints)
     found = keypoints[:, 2] > 0
-    triplets = np.zeros((len(keypoints), 3))
-    triplets[found, :2] = keypoints[found, :2]
-    triplets[found, 2] = 2
+    coordinates = np.where(found[:, None], keypoints[:, :2], 0.0)
     if found.any():
         low, high = keypoints[found, :2].min(0), keypoints[found, :2].max(0)
     else:  # a person made only of the neck and parts COCO lacks: not possible with >= 4 parts
@@ -90,7 +89,8 @@ def coco_annotation(person: Person, annotation_id: int, image_id: int) -> dict[s
         "id": annotation_id,
         "image_id": image_id,
         "category_id": 1,
-        "keypoints": [round(float(v), 2) for v in triplets.ravel()],
+        "keypoints": [value for (x, y), seen in zip(coordinates, found)
+                      for value in (round(float(x), 2), round(float(y), 2), 2 if seen else 0)],
         "keypoint_scores": [round(float(v), _DECIMALS) for v in keypoints[:, 2]],
         "num_keypoints": int(found.sum()),
         "score": round(person.score, _DECIMALS),
