@@ -11,32 +11,46 @@ import typer
 
 from ..defaults import DEFAULT_BATCH_SIZE, DEFAULT_NET_HEIGHT
 from ..parse.params import ParseParams
+from ..weights.store import builtin_models
 
 _DEFAULTS = ParseParams()
 
-OUT = typer.Option(..., "--out", "-o", help="Output JSON file, or - for stdout.")
-WEIGHTS = typer.Option(None, "--weights", "-w",
-                       help="Weights file (else $POSECLI_WEIGHTS, else the user cache).")
-DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N.")
-BATCH = typer.Option(DEFAULT_BATCH_SIZE, "--batch-size", min=1, help="Frames per network batch.")
-NET_HEIGHT = typer.Option(DEFAULT_NET_HEIGHT, "--net-height",
-                          help="Network input height in pixels (multiple of 8 recommended).")
-FORMAT = typer.Option("coco", "--format", help="coco (one document), openpose, or jsonl "
-                      "(one JSON object per frame, streamed).")
-QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
-PEAK = typer.Option(_DEFAULTS.peak_threshold, "--peak-threshold",
+OUT = typer.Option(..., "--out", "-o", metavar="FILE",
+                   help="Output file (JSON; JSON lines with --format jsonl), or - for stdout.")
+WEIGHTS = typer.Option(
+    None, "--weights", "-w", metavar="FILE|NAME",
+    help=f"Weights file, or a built-in model ({', '.join(builtin_models()) or 'none'}). "
+         "Default: $POSECLI_WEIGHTS, else the CMU model fetched by posecli weights download. "
+         "demo is a demonstration: it knows posecli's synthetic figures, not real people.")
+DEVICE = typer.Option("auto", "--device", metavar="DEVICE",
+                      help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N.")
+BATCH = typer.Option(DEFAULT_BATCH_SIZE, "--batch-size", min=1, metavar="N",
+                     help="Frames per network batch.")
+NET_HEIGHT = typer.Option(DEFAULT_NET_HEIGHT, "--net-height", metavar="PX",
+                          help="Network input height in pixels (multiple of 8 recommended); "
+                               "larger finds smaller people, more slowly.")
+FORMAT = typer.Option("coco", "--format", metavar="FORMAT",
+                      help="coco (one COCO keypoints document), openpose, or jsonl "
+                           "(one JSON object per frame, streamed).")
+QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary line.")
+QUIET_PROGRESS = typer.Option(False, "--quiet", "-q", help="No progress bar.")
+PEAK = typer.Option(_DEFAULTS.peak_threshold, "--peak-threshold", metavar="VALUE",
                     help="Minimum smoothed heatmap value of a part peak.")
-SIGMA = typer.Option(_DEFAULTS.smoothing_sigma, "--smoothing-sigma",
+SIGMA = typer.Option(_DEFAULTS.smoothing_sigma, "--smoothing-sigma", metavar="PX",
                      help="Gaussian sigma (pixels) applied to heatmaps before peak finding.")
-SAMPLES = typer.Option(_DEFAULTS.paf_samples, "--paf-samples",
+SAMPLES = typer.Option(_DEFAULTS.paf_samples, "--paf-samples", metavar="N",
                        help="Samples of the PAF line integral per candidate limb.")
 PAF_THRESHOLD = typer.Option(_DEFAULTS.paf_sample_threshold, "--paf-threshold",
+                             metavar="VALUE",
                              help="Minimum PAF projection for a sample to support a limb.")
 PAF_FRACTION = typer.Option(_DEFAULTS.paf_min_fraction, "--paf-min-fraction",
-                            help="Fraction of samples that must support a limb.")
-MIN_PARTS = typer.Option(_DEFAULTS.min_parts, "--min-parts", help="Minimum parts per person.")
-MIN_SCORE = typer.Option(_DEFAULTS.min_mean_score, "--min-score",
-                         help="Minimum mean score (total score / parts) per person.")
+                            metavar="FRACTION",
+                            help="Fraction of samples (0 to 1) that must support a limb.")
+MIN_PARTS = typer.Option(_DEFAULTS.min_parts, "--min-parts", metavar="N",
+                         help="People with fewer parts are dropped.")
+MIN_SCORE = typer.Option(_DEFAULTS.min_mean_score, "--min-score", metavar="SCORE",
+                         help="People with a lower mean score (total score / parts) are "
+                              "dropped.")
 
 
 def parse_params(smoothing_sigma: float, peak_threshold: float, paf_samples: int,
