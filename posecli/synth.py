@@ -50,6 +50,7 @@ from . import __version__
 from .errors import PoseCliError, UsageError
 from .formats import coco_categories, write_atomic
 from .skeleton import COCO17_NAMES
+from .stills import encode_png
 
 __all__ = [
     "POSE_KINDS",
@@ -1077,19 +1078,6 @@ def _random_light(rng: np.random.Generator) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- output
-
-
-def encode_png(image: np.ndarray) -> bytes:
-    """PNG bytes of an ``(H, W, 3)`` uint8 RGB image (PyAV's PNG encoder)."""
-    codec = av.CodecContext.create("png", "w")
-    codec.width, codec.height = image.shape[1], image.shape[0]
-    codec.pix_fmt = "rgb24"
-    codec.time_base = Fraction(1, 1)
-    codec.options = {"compression_level": "1"}  # fast; barely larger than the default
-    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-    frame.pts = 0
-    packets = list(codec.encode(frame)) + list(codec.encode(None))
-    return b"".join(bytes(packet) for packet in packets)
 
 
 def _annotations(scene: Scene, image_id: int, first_id: int) -> list[dict[str, Any]]:
