@@ -23,6 +23,7 @@ from ..weights.store import (
     resolve_weights,
     weights_dir,
 )
+from .help import PlainHelpCommand
 
 weights_app = typer.Typer(
     help="Find, download and check the pose model weights.", no_args_is_help=True)
@@ -54,15 +55,23 @@ def _check_sha256(value: str | None) -> str | None:
     return value.lower() if value else None
 
 
-@weights_app.command("download")
+@weights_app.command("download", cls=PlainHelpCommand)
 def download_command(
-    url: Annotated[str, typer.Option(help="Where to fetch the weights from.")] = CMU_BODY_URL,
+    url: Annotated[str, typer.Option(
+        metavar="URL", help="Where to fetch the weights from.")
+    ] = CMU_BODY_URL,
     sha256: Annotated[str | None, typer.Option(
-        "--sha256", help="Expected SHA-256 (hex); a mismatch discards the file.")] = None,
+        "--sha256", metavar="HEX",
+        help="Expected SHA-256 (64 hex digits); a mismatch discards the file.")] = None,
     dest: Annotated[Path | None, typer.Option(
-        help="File to write (default: the weights cache).")] = None,
+        metavar="FILE", help="File to write (default: the CMU model's place in the user "
+        "cache, where runs without --weights find it).")] = None,
 ) -> None:
-    """Download weights (by default the CMU COCO body model) and check they load."""
+    """Download weights (default: the CMU COCO body model).
+
+    The file is checked to load before it is kept; it then serves every run
+    without --weights (unless --dest puts it elsewhere).
+    """
     expected = _check_sha256(sha256)
     target = dest or default_weights_path()
     digest = download(url, target, sha256=expected, progress=True)
@@ -78,9 +87,12 @@ def download_command(
     typer.echo(f"sha256: {digest}")
 
 
-@weights_app.command("list")
+@weights_app.command("list", cls=PlainHelpCommand)
 def list_command() -> None:
-    """List the built-in models and the files in the weights cache (size, format, SHA-256)."""
+    """List the built-in models and the cached weights.
+
+    Each with its size, format and SHA-256; unusable or partial files say so.
+    """
     for name, path in builtin_models().items():
         typer.echo(f"{name} (built in, --weights {name})  {human_size(path.stat().st_size)}  "
                    f"{_describe_file(path)}")
@@ -107,19 +119,24 @@ def _describe_file(path: Path) -> str:
     return f"{loaded.format}  {loaded.sha256}"
 
 
-@weights_app.command("path")
+@weights_app.command("path", cls=PlainHelpCommand)
 def path_command() -> None:
-    """Print the weights file posecli would use (exit 2 if there is none)."""
+    """Print the weights file a run would use.
+
+    That is $POSECLI_WEIGHTS, else the downloaded CMU model in the user cache;
+    exit code 2 when there is none.
+    """
     typer.echo(str(resolve_weights(None)))
 
 
-@weights_app.command("verify")
+@weights_app.command("verify", cls=PlainHelpCommand)
 def verify_command(
-    file: Annotated[Path, typer.Argument(help="The weights file to check.")],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="The weights file to check.")],
     sha256: Annotated[str | None, typer.Option(
-        "--sha256", help="Expected SHA-256 (hex) of the file.")] = None,
+        "--sha256", metavar="HEX",
+        help="Expected SHA-256 (64 hex digits) of the file; exit 1 when it differs.")] = None,
 ) -> None:
-    """Load a weights file and print its format, size, config and SHA-256."""
+    """Load a weights file; print its format, size and SHA-256."""
     from ..weights.load import load_weights
 
     expected = _check_sha256(sha256)
