@@ -31,13 +31,13 @@ def batch(
     inputs: list[str] = typer.Argument(
         ..., metavar="INPUT...", help="Video files, directories (searched recursively for "
         "video files) or quoted glob patterns."),
-    out_dir: Path = typer.Option(..., "--out-dir", "-d", metavar="DIR",
+    out_dir: Path = typer.Option(..., "--out-dir", "-d", metavar="OUT_DIR",
                                  help="Folder for the outputs (mirrors the input paths)."),
     skip_existing: bool = typer.Option(
         False, "--skip-existing", help="Skip inputs whose complete output already exists."),
     manifest: Path | None = typer.Option(
         None, "--manifest", metavar="FILE",
-        help="Where to write the manifest (default: DIR/manifest.json)."),
+        help="Where to write the manifest (default: OUT_DIR/manifest.json)."),
     render_dir: Path | None = typer.Option(
         None, "--render-dir", metavar="DIR",
         help="Also write each input's frames with skeletons drawn as an MP4 under DIR "
@@ -58,9 +58,9 @@ def batch(
 ) -> None:
     """Estimate poses in many videos with one model load.
 
-    Each input's output mirrors its path under DIR (videos/a/b.mp4 ->
-    DIR/videos/a/b.json). A file that fails is reported and the batch goes on
-    (exit code 1 at the end); DIR/manifest.json records every file.
+    Each input's output mirrors its path under OUT_DIR (videos/a/b.mp4 ->
+    OUT_DIR/videos/a/b.json). A file that fails is reported and the batch goes
+    on (exit code 1 at the end); OUT_DIR/manifest.json records every file.
 
     Example: posecli batch videos/ --out-dir poses/ --skip-existing
     """
