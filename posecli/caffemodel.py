@@ -8,7 +8,8 @@ Every other field is skipped. No caffe or protobuf package is needed.
 A ``BlobProto`` becomes a float32 numpy array shaped by its ``shape`` (field 7)
 or, in older files, its legacy ``num, channels, height, width`` (fields 1-4).
 Any inconsistency (a varint or length running past its message, a data count
-that does not match the shape, a group or an unknown wire type) raises
+that does not match the shape, a dimension no file of this size could hold, more
+axes than Caffe allows, a group or an unknown wire type) raises
 :class:`~posecli.errors.WeightsError` with one line naming the problem.
 """
 
@@ -31,6 +32,7 @@ _NET_FIELDS = {(1, _LEN), (2, _LEN), (3, _LEN), (4, _VARINT), (4, _LEN), (5, _VA
 # NetParameter field -> (its name field, its blobs field) in that layer message.
 _LAYER_FIELDS = {100: (1, 7), 2: (4, 6)}
 _LEGACY_DIMS = {1: 0, 2: 1, 3: 2, 4: 3}  # BlobProto num, channels, height, width
+_MAX_AXES = 32  # Caffe's kMaxBlobAxes
 
 
 class _Malformed(Exception):
@@ -38,9 +40,15 @@ class _Malformed(Exception):
 
 
 def read_caffemodel(path: str | Path) -> dict[str, list[np.ndarray]]:
-    """Every layer of the file at ``path``: name -> its blobs (float32 arrays)."""
+    """Every layer of the file at ``path``: name -> its blobs (float32 arrays).
+
+    Only regular files are read (see :func:`posecli.weights.files.open_regular`).
+    """
+    from .weights.files import open_regular  # the weights package imports this module
+
     try:
-        data = Path(path).read_bytes()
+        with open_regular(path, "caffemodel") as f:
+            data = f.read()
     except OSError as exc:
         raise WeightsError(f"caffemodel {path} could not be read: {exc.strerror or exc}") from None
     return parse_caffemodel(data, str(path))
@@ -161,7 +169,25 @@ def _parse_blob(buf: memoryview, start: int, end: int, blob_pos: int) -> np.ndar
             (chunks if number == 5 else doubles).append(values)
     if shape is None and any(d is not None for d in legacy):
         shape = tuple(d or 0 for d in legacy)
+    if shape is not None:
+        _check_shape(shape, blob_pos, len(buf))
     return _assemble(chunks, doubles, shape, blob_pos)
+
+
+def _check_shape(shape: tuple[int, ...], blob_pos: int, file_bytes: int) -> None:
+    """Reject shapes no array can take: too many axes, negative or impossibly large dims.
+
+    A dimension larger than the file's size in bytes cannot describe data in it
+    (even an empty blob: numpy refuses such shapes, e.g. 2^62 x 0).
+    """
+    if len(shape) > _MAX_AXES:
+        raise _Malformed(f"blob at byte {blob_pos} has {len(shape)} axes, "
+                         f"more than Caffe's {_MAX_AXES}")
+    if any(d < 0 for d in shape):
+        raise _Malformed(f"blob at byte {blob_pos} has a negative dimension in {shape}")
+    if any(d > file_bytes for d in shape):
+        raise _Malformed(f"blob at byte {blob_pos} has a dimension of {max(shape)}, "
+                         f"more than a {file_bytes}-byte file can hold")
 
 
 def _repeated_floats(buf: memoryview, number: int, wire: int, tag_pos: int, s: int, e: int,
@@ -215,8 +241,6 @@ def _assemble(chunks: list[np.ndarray], doubles: list[np.ndarray],
     data = np.concatenate(chunks or doubles) if chunks or doubles else np.zeros(0, np.float32)
     if shape is None:
         shape = (data.size,)
-    if any(d < 0 for d in shape):
-        raise _Malformed(f"blob at byte {blob_pos} has a negative dimension in {shape}")
     expected = int(np.prod(shape, dtype=np.float64))
     if data.size != expected:
         raise _Malformed(

@@ -27,9 +27,9 @@ import torch
 from .defaults import DEFAULT_NET_HEIGHT
 from .errors import InputError, UsageError
 from .formats import coco_annotation
-from .parse import ParseParams, Person, parse_batch
+from .parse import ParseParams, Person
 from .parse.resample import operators_on
-from .pipeline import Estimator, PoseModel
+from .pipeline import Estimator, PoseModel, decode_maps
 from .preprocess import Geometry, check_net_height, plan_geometry, preprocess
 from .skeleton import COCO18_FLIP, LIMBS, NUM_HEATMAPS, NUM_PARTS, PAF_CHANNELS
 from .train.dataset import PERSON_CATEGORY, image_folder, image_path, load_coco
@@ -139,9 +139,10 @@ class MultiScaleEstimator:
         frames = torch.from_numpy(np.ascontiguousarray(frames)).to(self.model.device)  # once
         heat_sum = paf_sum = None
         for scale in self.scales:
-            geometry = plan_geometry(height, width, round(scale * self.net_height))
+            spec = self.model.family.input
+            geometry = plan_geometry(height, width, round(scale * self.net_height), spec.stride)
             rows, cols = operators_on(geometry, 0.0, self.model.device)[:2]
-            net_input = preprocess(frames, geometry, self.model.device)
+            net_input = preprocess(frames, geometry, self.model.device, spec)
             heatmaps, pafs = self.model.network.predict(net_input)
             heatmaps = rows @ heatmaps.float() @ cols.T  # N x 19 x H x W
             pafs = rows @ pafs.float() @ cols.T
@@ -159,11 +160,12 @@ class MultiScaleEstimator:
         heatmaps, pafs = self.maps(image)
         assert heatmaps.shape[0] == NUM_HEATMAPS
         geometry = identity_geometry(*image.shape[:2])
-        return parse_batch(heatmaps[None], pafs[None], geometry, self.params)[0]
+        return decode_maps(heatmaps[None], pafs[None], geometry, self.model.family.decoder,
+                           self.params)[0]
 
     def options(self) -> dict[str, Any]:
-        return {"net_height": self.net_height, "scales": list(self.scales), "flip": self.flip,
-                "parse": self.params.to_dict()}
+        single = Estimator(self.model, self.net_height, self.params).options()
+        return {**single, "scales": list(self.scales), "flip": self.flip}
 
 
 def people_to_results(people: Sequence[Person], image_id: int) -> list[dict[str, Any]]:

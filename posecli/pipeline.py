@@ -16,16 +16,22 @@ import numpy as np
 import torch
 
 from . import __version__
-from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_NET_HEIGHT
+from .defaults import DEFAULT_BATCH_SIZE
 from .errors import InputError, PoseCliError, UsageError
+from .families import CMU as CMU_FAMILY
+from .families import DECODERS, ModelFamily
 from .formats import FrameResult
 from .interrupts import run_interruptibly, signals_held
+from .lightweight.decode import LightweightDecoding
+from .lightweight.decode import decode_batch as decode_lightweight
+from .lightweight.network import LightweightNet
 from .model import PoseNet
 from .parse import ParseParams, Person, parse_batch
-from .preprocess import check_net_height, plan_geometry, preprocess
+from .preprocess import Geometry, check_net_height, plan_geometry, preprocess
 from .sinks import Sink
 from .video import FrameBatch, VideoInfo, VideoReader, read_image
 from .weights.load import LoadedWeights, build_model, load_weights
+from .weights.metadata import public_metadata
 from .weights.store import resolve_weights
 
 
@@ -50,18 +56,31 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 @dataclass
 class PoseModel:
-    """A network with its weights' provenance, ready on a device."""
+    """A network with its weights' provenance, ready on a device.
 
-    network: PoseNet
-    weights: LoadedWeights
+    ``network`` is a PoseNet or a LightweightNet: anything whose ``predict(images)``
+    returns (heatmaps N x 19 x h x w, pafs N x 38 x h x w) in the CMU layout.
+    ``family`` (what the network expects as input, which decoding suits it)
+    defaults to the weights' family, or the CMU family without weights.
+    """
+
+    network: PoseNet | LightweightNet
+    weights: LoadedWeights | None
     device: torch.device
+    family: ModelFamily | None = None
+
+    def __post_init__(self) -> None:
+        if self.family is None:
+            self.family = self.weights.family if self.weights is not None else CMU_FAMILY
 
     def describe(self) -> dict[str, Any]:
-        """Provenance for output files: weights file, format, SHA-256, config."""
-        metadata = self.weights.metadata
+        """Provenance for output files: weights file, format, SHA-256, config, and the
+        metadata that identifies the model (no paths of the machine it was trained on)."""
+        metadata = public_metadata(self.weights.metadata)
         return {
             "weights": self.weights.path.name,
             "format": self.weights.format,
+            "family": self.family.name,
             "sha256": self.weights.sha256,
             "config": self.weights.config.to_dict(),
             # A built-in model says what it is (e.g. a synthetic-data demonstration).
@@ -78,30 +97,45 @@ def load_model(weights: str | Path | None = None, device: str = "auto") -> PoseM
 
 
 class Estimator:
-    """Runs batches of same-sized frames through the network and the parser.
+    """Runs batches of same-sized frames through the network and the decoding.
 
+    ``net_height`` defaults to the model family's; ``decoder`` ("posecli" or
+    "lightweight", see :data:`~posecli.families.DECODERS`) to the family's:
+    posecli's parse with ``params`` for the CMU family, Lightweight OpenPose's
+    own decoding (its published constants; ``params`` unused) for that model.
     When the device runs out of memory, the batch is split in halves (and later
     batches stay at the size that worked), with one warning through
     ``on_warning``; only a single frame that does not fit is an error.
     """
 
-    def __init__(self, model: PoseModel, net_height: int = DEFAULT_NET_HEIGHT,
+    def __init__(self, model: PoseModel, net_height: int | None = None,
                  params: ParseParams | None = None,
-                 on_warning: Callable[[str], None] = lambda message: None) -> None:
-        check_net_height(net_height)
+                 on_warning: Callable[[str], None] = lambda message: None,
+                 decoder: str | None = None) -> None:
+        spec = model.family.input
+        net_height = spec.net_height if net_height is None else net_height
+        check_net_height(net_height, spec.stride)
+        decoder = decoder or model.family.decoder
+        if decoder not in DECODERS:
+            raise UsageError(f"bad decoder {decoder!r}: expected {' or '.join(DECODERS)}")
         self.model = model
         self.net_height = net_height
         self.params = params or ParseParams()
+        self.decoder = decoder
         self.on_warning = on_warning
         self.max_batch: int | None = None  # set after an out-of-memory split
+        if decoder == "lightweight" and self.params != ParseParams():
+            on_warning("the parse options (--peak-threshold, --min-parts ...) do not apply to "
+                       "the Lightweight OpenPose decoding, which uses its published constants")
 
     @torch.inference_mode()
     def __call__(self, images: np.ndarray) -> list[list[Person]]:
         """N x H x W x 3 uint8 RGB frames of one size -> the people of each frame."""
-        geometry = plan_geometry(images.shape[1], images.shape[2], self.net_height)
-        net_input = preprocess(images, geometry, self.model.device)
+        spec = self.model.family.input
+        geometry = plan_geometry(images.shape[1], images.shape[2], self.net_height, spec.stride)
+        net_input = preprocess(images, geometry, self.model.device, spec)
         heatmaps, pafs = self._predict(net_input)
-        return parse_batch(heatmaps, pafs, geometry, self.params)
+        return decode_maps(heatmaps, pafs, geometry, self.decoder, self.params)
 
     def _predict(self, net_input: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Network outputs for a batch, split into smaller batches if memory runs out."""
@@ -123,21 +157,36 @@ class Estimator:
                                 f"continuing with batches of {size}")
 
     def options(self) -> dict[str, Any]:
-        """The options that change results, for output files."""
+        """The options that change results, for output files (a decoder other than
+        posecli's parse is named, with its constants as ``parse``)."""
+        if self.decoder == "lightweight":
+            return {"net_height": self.net_height, "decoder": self.decoder,
+                    "parse": LightweightDecoding().to_dict()}
         return {"net_height": self.net_height, "parse": self.params.to_dict()}
 
 
+def decode_maps(heatmaps: torch.Tensor, pafs: torch.Tensor, geometry: Geometry,
+                decoder: str, params: ParseParams) -> list[list[Person]]:
+    """Network maps (N x 19 x h x w, N x 38 x h x w, CMU layout) -> people of each frame,
+    with posecli's parse (``params``) or the Lightweight OpenPose decoding."""
+    if decoder == "lightweight":
+        return decode_lightweight(heatmaps, pafs, geometry)
+    return parse_batch(heatmaps, pafs, geometry, params)
+
+
 def estimate(frames: np.ndarray | Sequence[np.ndarray], model: PoseModel, *,
-             net_height: int = DEFAULT_NET_HEIGHT, params: ParseParams | None = None,
-             batch_size: int = DEFAULT_BATCH_SIZE) -> list[list[Person]]:
+             net_height: int | None = None, params: ParseParams | None = None,
+             batch_size: int = DEFAULT_BATCH_SIZE,
+             decoder: str | None = None) -> list[list[Person]]:
     """People in each of ``frames`` (H x W x 3 uint8 RGB arrays, or one N x H x W x 3 array).
 
     Frames of different sizes may be mixed; consecutive frames of one size are
     batched ``batch_size`` at a time. Coordinates are pixels of each frame.
+    ``net_height`` and ``decoder`` default to the model family's (see Estimator).
     """
     if batch_size < 1:
         raise UsageError(f"bad batch size {batch_size}: expected >= 1")
-    estimator = Estimator(model, net_height, params)
+    estimator = Estimator(model, net_height, params, decoder=decoder)
     people: list[list[Person]] = []
     for group in _same_size_groups(list(frames), batch_size):
         people.extend(estimator(np.stack(group)))

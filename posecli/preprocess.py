@@ -4,6 +4,8 @@ The CMU weights expect BGR input with value = pixel / 256 - 0.5, resized so the
 network input height is the net height (aspect ratio kept, width rounded to the
 nearest pixel) and padded on the right and bottom to a multiple of the stride.
 Padding is 0 after normalisation (pixel value 128), as in the reference code.
+Other model families say what they expect in their
+:class:`~posecli.families.InputSpec`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import torch.nn.functional as F
 
 from .defaults import STRIDE
 from .errors import UsageError
+from .families import CMU, InputSpec
 
 
 @dataclass(frozen=True)
@@ -65,21 +68,24 @@ def check_net_height(net_height: int, stride: int = STRIDE) -> None:
 
 
 def preprocess(images: np.ndarray | torch.Tensor, geometry: Geometry,
-               device: torch.device | str = "cpu") -> torch.Tensor:
+               device: torch.device | str = "cpu", spec: InputSpec = CMU.input) -> torch.Tensor:
     """N x H x W x 3 uint8 RGB frames -> N x 3 x padded_h x padded_w float32 network input.
 
     Resizing is bicubic without antialiasing (OpenCV INTER_CUBIC semantics, as the
-    reference implementation), on ``device``.
+    reference implementation), on ``device``. ``spec`` is the network's input
+    (the loaded model's ``family.input``): channel order, value = (pixel - mean)
+    * scale, and the value of the padding; the default is the CMU model's.
     """
     x = torch.as_tensor(images).to(device, non_blocking=True)
     if x.ndim != 4 or x.shape[-1] != 3:
         raise ValueError(f"expected N x H x W x 3 frames, got {tuple(x.shape)}")
     x = x.permute(0, 3, 1, 2).float()
-    x = x[:, [2, 1, 0]]  # RGB -> BGR
+    if spec.channel_order == "BGR":
+        x = x[:, [2, 1, 0]]
     if (x.shape[2], x.shape[3]) != (geometry.resized_height, geometry.resized_width):
         x = F.interpolate(x, size=(geometry.resized_height, geometry.resized_width),
                           mode="bicubic", align_corners=False).clamp_(0.0, 255.0)
-    x = x / 256.0 - 0.5
+    x = (x - spec.mean) * spec.scale  # CMU: (pixel - 128) / 256 = pixel / 256 - 0.5
     pad_h = geometry.padded_height - geometry.resized_height
     pad_w = geometry.padded_width - geometry.resized_width
-    return F.pad(x, (0, pad_w, 0, pad_h)).contiguous()
+    return F.pad(x, (0, pad_w, 0, pad_h), value=spec.pad_value).contiguous()

@@ -143,7 +143,7 @@ def test_read_caffemodel_from_file(tmp_path) -> None:
     path = tmp_path / "m.caffemodel"
     path.write_bytes(encode_caffemodel({"a": [np.ones((2, 2), np.float32)]}))
     assert read_caffemodel(path)["a"][0].shape == (2, 2)
-    with pytest.raises(WeightsError, match="could not be read"):
+    with pytest.raises(WeightsError, match="caffemodel not found: .*missing.caffemodel"):
         read_caffemodel(tmp_path / "missing.caffemodel")
 
 
@@ -178,6 +178,17 @@ MALFORMED = {
     "data with varint wire type": (_layer(tag(5, 0) + varint(1)), "has wire type 0"),
     "negative dimension": (
         _layer(length_field(7, tag(1, 0) + varint(-2))), "negative dimension"),
+    # numpy used to refuse these with "array is too big" / "maximum supported dimension".
+    "dimension past the file size": (
+        _layer(length_field(7, length_field(1, varint(1 << 62) + varint(0)))),
+        "has a dimension of 4611686018427387904, more than a"),
+    "legacy dimension past the file size": (
+        _layer(tag(1, 0) + varint(1 << 40) + tag(2, 0) + varint(0)),
+        "has a dimension of 1099511627776"),
+    "more axes than caffe allows": (
+        _layer(length_field(7, length_field(1, varint(1) * 65))
+               + length_field(5, np.ones(1, "<f4").tobytes())),
+        "has 65 axes, more than Caffe's 32"),
     "float and double data": (
         _layer(length_field(5, bytes(4)) + length_field(8, bytes(8))), "both float and double"),
     "duplicate layer": (

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import socket
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -16,8 +17,10 @@ from typer.testing import CliRunner
 
 from posecli import weights as W
 from posecli.cli.weights import weights_app
-from posecli.errors import WeightsError
+from posecli.errors import NoWeightsError, UsageError, WeightsError
 from posecli.model import ModelConfig, PoseNet
+from posecli.weights import registry
+from posecli.weights.registry import RemoteModel
 
 CONTENT = bytes(range(256)) * 12_000  # 3 MB: several 1 MiB chunks
 SHA = hashlib.sha256(CONTENT).hexdigest()
@@ -59,7 +62,10 @@ def _handler(server: Server) -> type[BaseHTTPRequestHandler]:
             body = data[start:]
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body[: server.cut_after])
+            try:
+                self.wfile.write(body[: server.cut_after])
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client stopped reading (e.g. it refused the announced size)
             server.cut_after = None
 
         def _range_start(self) -> int | None:
@@ -196,7 +202,159 @@ def test_cli_download_to_cache(server, tmp_path, monkeypatch) -> None:
 def test_cli_download_of_non_weights_removes_file(server, tmp_path) -> None:
     dest = tmp_path / "w.pth"
     result = runner.invoke(weights_app, ["download", "--url", f"{server.url}/model.pth",
-                                         "--dest", str(dest)])
+                                         "--sha256", SHA, "--dest", str(dest)])
     assert isinstance(result.exception, WeightsError)
     assert "not usable" in str(result.exception)
     assert not dest.exists()
+
+
+# ------------------------------------------------------------------- registry models
+
+
+def publish(server, monkeypatch, name: str, *, pinned: bool) -> tuple[RemoteModel, Path]:
+    """Serve a tiny model as registry model ``name`` (pinned: with its size and digest)."""
+    source = server.root / f"{name}.pth"
+    torch.save(PoseNet(TINY).state_dict(), source)
+    model = replace(registry.MODELS[name], url=f"{server.url}/{source.name}",
+                    size=source.stat().st_size if pinned else None,
+                    sha256=W.file_sha256(source) if pinned else None)
+    monkeypatch.setitem(registry.MODELS, name, model)
+    return model, source
+
+
+def test_published_model_checksums_are_pinned() -> None:
+    cmu = registry.MODELS["cmu"]
+    assert "/resolve/982e7edaec38759d914a963c48c4726685de7d96/body_pose_model.pth" in cmu.url
+    assert (cmu.size, cmu.sha256) == (
+        209_267_595, "25a948c16078b0f08e236bda51a385d855ef4c153598947c28c0d47ed94bb746")
+    assert registry.DEFAULT_MODEL == "cmu" and cmu.file_name == W.DEFAULT_WEIGHTS_NAME
+    assert registry.MODELS["lightweight"].url.endswith("/checkpoint_iter_370000.pth")
+
+
+def test_default_download_is_verified_and_says_the_licence_once(server, monkeypatch) -> None:
+    model, source = publish(server, monkeypatch, "cmu", pinned=True)
+    result = runner.invoke(weights_app, ["download"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("non-commercial research use only") == 1
+    target = W.weights_dir() / "body_pose_model.pth"
+    assert target.read_bytes() == source.read_bytes()
+    assert f"size: {source.stat().st_size:,} bytes" in result.stdout
+    assert "checked: size and SHA-256 match" in result.stdout
+    assert "licence: OpenPose licence: non-commercial research use only" in result.stdout
+    listing = runner.invoke(weights_app, ["list"]).stdout
+    line = next(x for x in listing.splitlines() if x.startswith("  body_pose_model.pth"))
+    assert "  body_pose_model  verified  " in line  # recorded by the download: no torch needed
+    assert "matches the published file" in line and "non-commercial" in line
+
+
+def test_published_digest_mismatch_deletes_the_file(server, monkeypatch) -> None:
+    model, source = publish(server, monkeypatch, "cmu", pinned=True)
+    data = bytearray(source.read_bytes())
+    data[-100] ^= 0xFF  # same size, other content
+    source.write_bytes(bytes(data))
+    result = runner.invoke(weights_app, ["download", "cmu"])
+    assert isinstance(result.exception, WeightsError)
+    assert f"expected {model.sha256}; the file was deleted" in str(result.exception)
+    assert list(W.weights_dir().iterdir()) == []
+
+
+def test_announced_size_mismatch_is_refused_before_the_body(server, monkeypatch) -> None:
+    model, _ = publish(server, monkeypatch, "cmu", pinned=True)
+    monkeypatch.setitem(registry.MODELS, "cmu", replace(model, size=model.size + 1))
+    with pytest.raises(WeightsError, match=rf"is {model.size} bytes on the server, expected "
+                                           rf"{model.size + 1}; the partial file was deleted"):
+        W.download_model(registry.MODELS["cmu"], progress=False)
+    assert list(W.weights_dir().iterdir()) == []
+
+
+def test_mirror_url_is_checked_against_the_published_digest(server, monkeypatch) -> None:
+    model, _ = publish(server, monkeypatch, "cmu", pinned=True)
+    (server.root / "mirror.pth").write_bytes(CONTENT)
+    result = runner.invoke(weights_app, ["download", "--url", f"{server.url}/mirror.pth"])
+    assert isinstance(result.exception, WeightsError)
+    assert f"is {len(CONTENT)} bytes on the server, expected {model.size}" in str(
+        result.exception)
+
+
+def test_offline_error_names_the_url_and_the_manual_path(monkeypatch) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/body_pose_model.pth"
+    monkeypatch.setitem(registry.MODELS, "cmu", replace(registry.MODELS["cmu"], url=url))
+    result = runner.invoke(weights_app, ["download"])
+    message = str(result.exception)
+    assert isinstance(result.exception, W.DownloadError) and "\n" not in message
+    assert message.startswith(f"download of {url} failed: ")
+    assert message.endswith("; without network access, fetch that URL elsewhere and save it "
+                            f"as {W.weights_dir() / 'body_pose_model.pth'}")
+
+
+def test_unpinned_model_is_trusted_on_first_download(server, monkeypatch) -> None:
+    model, source = publish(server, monkeypatch, "lightweight", pinned=False)
+    result = runner.invoke(weights_app, ["download", "lightweight"])
+    assert result.exit_code == 0, result.output
+    assert "non-commercial" not in result.stderr  # no licence notice for Apache-2.0
+    digest = W.file_sha256(source)
+    assert f"sha256: {digest}" in result.stdout
+    assert "no published digest exists; this SHA-256 is recorded" in result.stdout
+    target = W.weights_dir() / model.file_name
+    assert W.resolve_weights("lightweight") == target
+    verify = runner.invoke(weights_app, ["verify", "lightweight"])
+    assert verify.exit_code == 0, verify.output
+    assert "published: same SHA-256 as when it was downloaded" in verify.stdout
+    assert "licence: Apache-2.0" in verify.stdout
+    torch.save(PoseNet(TINY).state_dict(), target)  # another file in its place
+    verify = runner.invoke(weights_app, ["verify", "lightweight"])
+    assert isinstance(verify.exception, WeightsError)
+    assert f"changed since it was downloaded (SHA-256 {digest} then" in str(verify.exception)
+
+
+def test_named_models_that_are_not_downloaded() -> None:
+    with pytest.raises(NoWeightsError, match="run 'posecli weights download lightweight'"):
+        W.resolve_weights("lightweight")
+    result = runner.invoke(weights_app, ["download", "openpose-hand"])
+    assert isinstance(result.exception, UsageError)
+    assert "expected one of cmu, lightweight" in str(result.exception)
+
+
+def test_verify_a_builtin_model_by_name() -> None:
+    """``weights list`` offers demo; ``verify demo`` used to say 'weights file not found'."""
+    demo = W.builtin_models()["demo"]
+    result = runner.invoke(weights_app, ["verify", "demo"])
+    assert result.exit_code == 0, result.output
+    assert f"path: {demo}" in result.stdout
+    size = demo.stat().st_size
+    assert f"size: {size:,} bytes" in result.stdout
+    assert "licence: MIT" in result.stdout
+
+
+def test_no_default_weights_points_at_a_downloaded_model(server, monkeypatch) -> None:
+    publish(server, monkeypatch, "lightweight", pinned=False)
+    with pytest.raises(NoWeightsError) as info:
+        W.resolve_weights(None)
+    assert "--weights lightweight" not in str(info.value)
+    assert runner.invoke(weights_app, ["download", "lightweight"]).exit_code == 0
+    with pytest.raises(NoWeightsError) as info:
+        W.resolve_weights(None)  # never picked silently, but named
+    assert "; or use a downloaded model: --weights lightweight" in str(info.value)
+
+
+def test_records_that_are_not_a_regular_file_are_ignored(server, monkeypatch) -> None:
+    publish(server, monkeypatch, "lightweight", pinned=False)
+    assert runner.invoke(weights_app, ["download", "lightweight"]).exit_code == 0
+    records = W.weights_dir() / ".records.json"
+    records.unlink()
+    os.mkfifo(records)  # a FIFO would block a plain read forever
+    result = runner.invoke(weights_app, ["list"])
+    assert result.exit_code == 0, result.output
+    assert "checkpoint_iter_370000.pth" in result.stdout and "not verified" in result.stdout
+
+
+def test_unpinned_model_outside_the_cache_is_not_recorded(server, monkeypatch, tmp_path) -> None:
+    publish(server, monkeypatch, "lightweight", pinned=False)
+    dest = tmp_path / "elsewhere" / "lw.pth"
+    result = runner.invoke(weights_app, ["download", "lightweight", "--dest", str(dest)])
+    assert result.exit_code == 0, result.output
+    assert "keep this SHA-256 to check the file later" in result.stdout
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["lw.pth"]  # no record beside it

@@ -46,7 +46,7 @@ def test_usage_lines_name_the_arguments(capsys, monkeypatch):
 def test_weights_option_names_the_built_in_models(capsys, monkeypatch):
     text = " ".join(_help(["video"], capsys, monkeypatch).split())
     assert "--weights FILE|NAME" in text
-    assert "built-in model (demo" in text
+    assert "a model's name: demo (built in), cmu or lightweight" in text
 
 
 def test_width_means_pixels_in_synth_and_train_takes_a_multiplier(capsys, monkeypatch):

@@ -30,7 +30,8 @@ def _imports_after(argv: list[str]) -> tuple[set[str], int]:
 
 @pytest.mark.parametrize("argv", [
     ["--help"], ["--version"], ["video", "--help"], ["batch", "--help"], ["compare", "--help"],
-    ["weights", "path"], ["video", "x.mp4", "--out", "o.json", "--net-height", "abc"],
+    ["weights", "path"], ["weights", "list"],
+    ["video", "x.mp4", "--out", "o.json", "--net-height", "abc"],
     ["video", "x.mp4"],
 ])
 def test_light_commands_do_not_import_torch(argv) -> None:

@@ -356,7 +356,7 @@ def test_explicit_paths_must_exist(tmp_path, cache, monkeypatch) -> None:
     monkeypatch.setenv("POSECLI_WEIGHTS", str(tmp_path / "env-gone.pth"))
     with pytest.raises(WeightsError, match="weights file not found: .*env-gone.pth"):
         W.resolve_weights(None)
-    with pytest.raises(WeightsError, match="not a file"):
+    with pytest.raises(WeightsError, match="is a directory, not a regular file"):
         W.resolve_weights(str(tmp_path))
 
 
@@ -416,21 +416,61 @@ def test_cli_path(tmp_path, cache) -> None:
 
 def test_cli_list(cache) -> None:
     result = runner.invoke(weights_app, ["list"])
-    assert result.exit_code == 0 and "no weights in" in result.stdout
-    assert result.stdout.startswith("demo (built in, --weights demo)")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "built in (--weights NAME):"
+    assert lines[1].startswith("  demo  ") and "  posecli  " in lines[1]
+    assert "licence: MIT" in lines[1]
+    assert lines[2:4] == [f"in the cache ({W.weights_dir()}):",
+                          "  no weights (run 'posecli weights download')"]
+    assert lines[4].startswith("downloadable")
+    assert [line.split()[0] for line in lines[5:]] == ["cmu", "lightweight"]
+    assert "licence: OpenPose licence: non-commercial research use only" in lines[5]
+    assert "199.6 MiB" in lines[5] and "not downloaded" in lines[5]
+    assert "licence: Apache-2.0" in lines[6] and "size not published" in lines[6]
+
     folder = W.weights_dir()
     folder.mkdir(parents=True)
-    good = save_state(folder / "body_pose_model.pth", random_model().state_dict())
+    cmu_place = save_state(folder / "body_pose_model.pth", random_model().state_dict())
+    mine = save_state(folder / "mine.pth", to_rtpose(random_model()))
     (folder / "junk.pth").write_text("junk")
     (folder / "big.pth.part").write_bytes(b"12345")
+    assert runner.invoke(weights_app, ["verify", str(mine)]).exit_code == 0
     result = runner.invoke(weights_app, ["list"])
     assert result.exit_code == 0, result.output
-    lines = result.stdout.splitlines()[1:]  # after the built-in demo model
-    assert [line.split()[0] for line in lines] == ["big.pth.part", "body_pose_model.pth",
-                                                    "junk.pth"]
-    assert "partial download" in lines[0]
-    assert f"body_pose_model  {W.file_sha256(good)}" in lines[1]
-    assert "unusable (weights file" in lines[2]
+    lines = result.stdout.splitlines()
+    cached = lines[lines.index(f"in the cache ({folder}):") + 1:][:4]
+    assert [line.split()[0] for line in cached] == [
+        "big.pth.part", "body_pose_model.pth", "junk.pth", "mine.pth"]
+    assert "partial download" in cached[0]
+    assert f"  body_pose_model  not verified  {W.file_sha256(cmu_place)}" in cached[1]
+    assert "licence: OpenPose licence" in cached[1]
+    assert "(differs from the published cmu model" in cached[1]
+    assert "unknown format  unusable (weights file" in cached[2]
+    assert "neither a PyTorch file nor a Caffe model" in cached[2]
+    assert f"  pose_model  verified  {W.file_sha256(mine)}" in cached[3]
+    assert "downloaded" in lines[-2] and "not downloaded" not in lines[-2]
+
+
+def test_list_of_every_format_does_not_import_torch(cache, tmp_path) -> None:
+    """``weights list`` names formats by sniffing, so it starts without torch."""
+    from test_caffemodel import caffe_layers, encode_caffemodel
+    from test_startup import _imports_after
+
+    folder = W.weights_dir()
+    folder.mkdir(parents=True)
+    model = random_model()
+    save_state(folder / "a.pth", model.state_dict())
+    save_state(folder / "b.pth", to_rtpose(model))
+    (folder / "c.caffemodel").write_bytes(encode_caffemodel(caffe_layers(model)))
+    W.save_checkpoint(folder / "d.pt", model, {})
+    heavy, code = _imports_after(["weights", "list"])
+    assert code == 0 and "torch" not in heavy, heavy
+    lines = runner.invoke(weights_app, ["list"]).stdout.splitlines()
+    formats = {line.split()[0]: line.split()[3] for line in lines if line.startswith("  ")
+               and line.split()[0] in ("a.pth", "b.pth", "c.caffemodel", "d.pt")}
+    assert formats == {"a.pth": "body_pose_model", "b.pth": "pose_model",
+                       "c.caffemodel": "caffemodel", "d.pt": "posecli"}
 
 
 def test_human_size() -> None:

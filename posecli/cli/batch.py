@@ -45,7 +45,7 @@ def batch(
     weights: str | None = WEIGHTS,
     device: str = DEVICE,
     batch_size: int = BATCH,
-    net_height: int = NET_HEIGHT,
+    net_height: int | None = NET_HEIGHT,
     fmt: str = FORMAT,
     quiet: bool = QUIET,
     peak_threshold: float = PEAK,

@@ -43,7 +43,7 @@ def image(
              "JPEG for .jpg/.jpeg inputs, else PNG). Never overwrites an input."),
     weights: str | None = WEIGHTS,
     device: str = DEVICE,
-    net_height: int = NET_HEIGHT,
+    net_height: int | None = NET_HEIGHT,
     fmt: str = FORMAT,
     quiet: bool = QUIET,
     peak_threshold: float = PEAK,

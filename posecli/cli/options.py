@@ -11,6 +11,7 @@ import typer
 
 from ..defaults import DEFAULT_BATCH_SIZE, DEFAULT_NET_HEIGHT
 from ..parse.params import ParseParams
+from ..weights.registry import MODELS
 from ..weights.store import builtin_models
 
 _DEFAULTS = ParseParams()
@@ -19,16 +20,19 @@ OUT = typer.Option(..., "--out", "-o", metavar="FILE",
                    help="Output file (JSON; JSON lines with --format jsonl), or - for stdout.")
 WEIGHTS = typer.Option(
     None, "--weights", "-w", metavar="FILE|NAME",
-    help=f"Weights file, or a built-in model ({', '.join(builtin_models()) or 'none'}). "
-         "Default: $POSECLI_WEIGHTS, else the CMU model fetched by posecli weights download. "
-         "demo is a demonstration: it knows posecli's synthetic figures, not real people.")
+    help=f"Weights file, or a model's name: {', '.join(builtin_models()) or 'none'} (built "
+         f"in), {' or '.join(MODELS)} (after posecli weights download NAME). Default: "
+         "$POSECLI_WEIGHTS, else the downloaded CMU model. demo is a demonstration: it "
+         "knows posecli's synthetic figures, not real people.")
 DEVICE = typer.Option("auto", "--device", metavar="DEVICE",
                       help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N.")
 BATCH = typer.Option(DEFAULT_BATCH_SIZE, "--batch-size", min=1, metavar="N",
                      help="Frames per network batch.")
-NET_HEIGHT = typer.Option(DEFAULT_NET_HEIGHT, "--net-height", metavar="PX",
+NET_HEIGHT = typer.Option(None, "--net-height", show_default=False, metavar="PX",
                           help="Network input height in pixels (multiple of 8 recommended); "
-                               "larger finds smaller people, more slowly.")
+                               "larger finds smaller people, more slowly. Default: the "
+                               f"model's ({DEFAULT_NET_HEIGHT} for the CMU and Lightweight "
+                               "models).")
 FORMAT = typer.Option("coco", "--format", metavar="FORMAT",
                       help="coco (one COCO keypoints document), openpose, or jsonl "
                            "(one JSON object per frame, streamed).")

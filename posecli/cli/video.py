@@ -35,7 +35,7 @@ def video(
     weights: str | None = WEIGHTS,
     device: str = DEVICE,
     batch_size: int = BATCH,
-    net_height: int = NET_HEIGHT,
+    net_height: int | None = NET_HEIGHT,
     frames: str | None = typer.Option(
         None, "--frames", metavar="START:END[:STEP]",
         help="Frames to process (Python slice of frame indices; e.g. 0:300:5, -100:)."),

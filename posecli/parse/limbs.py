@@ -84,8 +84,28 @@ def _score_chunk(start_xy: np.ndarray, end_xy: np.ndarray, limbs: np.ndarray,
                  columns: torch.Tensor, rows: torch.Tensor, frame_height: int,
                  params: ParseParams) -> tuple[np.ndarray, np.ndarray]:
     """score_pairs for P pairs given by their end points (P x 2 pixels) and limbs."""
-    device = columns.device
     n = params.paf_samples
+    along, length = paf_projections(start_xy, end_xy, limbs, columns, rows, n)
+    prior = (params.distance_prior * frame_height / length - 1.0).clamp(max=0.0)
+    score = along.mean(1) + prior
+    supported = (along > params.paf_sample_threshold).sum(1) > params.paf_min_fraction * n
+    return score.cpu().numpy(), (supported & (score > 0)).cpu().numpy()
+
+
+def paf_projections(start_xy: np.ndarray, end_xy: np.ndarray, limbs: np.ndarray,
+                    columns: torch.Tensor, rows: torch.Tensor,
+                    samples: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The PAF along each of P candidate limbs, at ``samples`` evenly spaced points.
+
+    start_xy, end_xy: P x 2 pixel coordinates in the original frame; limbs: P limb
+    indices; columns: the PAFs upsampled along x only (38 x W x h); rows (H x h)
+    finishes the upsampling at each sample's row. The points are rounded to
+    pixels (half to even, like numpy) as the reference does. Returns (P x
+    samples projections of the PAF on the unit vector from start to end, float64;
+    P lengths in pixels, at least 0.001).
+    """
+    device = columns.device
+    n = samples
     start = torch.from_numpy(start_xy).to(device)  # P x 2, float64
     end = torch.from_numpy(end_xy).to(device)
     delta = end - start
@@ -101,11 +121,7 @@ def _score_chunk(start_xy: np.ndarray, end_xy: np.ndarray, limbs: np.ndarray,
     chan_y = torch.from_numpy(_PAF_Y[limbs]).to(device)[:, None]
     vx = (columns[chan_x, xs] * row_weights).sum(-1).double()
     vy = (columns[chan_y, xs] * row_weights).sum(-1).double()
-    along = vx * unit[:, None, 0] + vy * unit[:, None, 1]  # P x n
-    prior = (params.distance_prior * frame_height / length - 1.0).clamp(max=0.0)
-    score = along.mean(1) + prior
-    supported = (along > params.paf_sample_threshold).sum(1) > params.paf_min_fraction * n
-    return score.cpu().numpy(), (supported & (score > 0)).cpu().numpy()
+    return vx * unit[:, None, 0] + vy * unit[:, None, 1], length
 
 
 def greedy_match(pairs: Candidates, score: np.ndarray, ok: np.ndarray) -> Connections:

@@ -74,10 +74,12 @@ def parse_frame(heatmaps: torch.Tensor, pafs: torch.Tensor, geometry: Geometry,
     score, ok = score_pairs(pairs, peaks, pafs.float(), rows, cols, geometry.height, params)
     connections = greedy_match(pairs, score, ok)
     rows_of_people = assemble(connections, peaks.score, params)
-    return [_person(row, peaks.xy, peaks.score) for row in rows_of_people]
+    return [person_from_row(row, peaks.xy, peaks.score) for row in rows_of_people]
 
 
-def _person(row: np.ndarray, xy: np.ndarray, peak_scores: np.ndarray) -> Person:
+def person_from_row(row: np.ndarray, xy: np.ndarray, peak_scores: np.ndarray) -> Person:
+    """A Person from an assembled row (parts' global peak indices, TOTAL, COUNT) and the
+    frame's peaks (K x 2 pixel coordinates, K scores)."""
     slots = row[:NUM_PARTS].astype(np.int64)
     found = slots >= 0
     keypoints = np.zeros((NUM_PARTS, 3))

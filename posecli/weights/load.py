@@ -1,6 +1,6 @@
-"""Finding, loading, converting and downloading the body model's weights.
+"""Reading, converting, validating and saving weights files.
 
-Four file formats are read, detected by content (never by file name):
+Five file formats are read, detected by content (never by file name):
 
 ``body_pose_model``
     pytorch-openpose's conversion: a flat state dict keyed by the Caffe layer
@@ -13,6 +13,10 @@ Four file formats are read, detected by content (never by file name):
     CMU's original ``pose_iter_440000.caffemodel`` (see :mod:`posecli.caffemodel`).
 ``posecli``
     posecli's own checkpoint written by :func:`save_checkpoint`.
+``lightweight``
+    Lightweight OpenPose's published checkpoint (a different network, see
+    :mod:`posecli.lightweight`): ``state_dict`` beside optimizer and scheduler
+    state; its trunk, initial stage and first refinement stage are kept.
 
 For the first three the :class:`~posecli.model.ModelConfig` is inferred from the
 tensor shapes. Torch files are always read with ``weights_only=True``: loading a
@@ -36,40 +40,60 @@ from typing import Any
 
 import torch
 
-from ..caffemodel import looks_like_caffemodel, parse_caffemodel
+from ..caffemodel import parse_caffemodel
 from ..errors import WeightsError
+from ..families import CMU, LIGHTWEIGHT, ModelFamily
+from ..lightweight.checkpoint import build_network as build_lightweight
+from ..lightweight.checkpoint import expected_shapes as lightweight_shapes
+from ..lightweight.checkpoint import is_parameter
+from ..lightweight.checkpoint import read_checkpoint as read_lightweight
+from ..lightweight.network import LightweightConfig, LightweightNet
 from ..model import ModelConfig, PoseNet
+from .files import (
+    CAFFE,
+    PICKLE,
+    ZIP,
+    WeightsBytes,
+    read_weights_file,
+)
+from .layouts import CHECKPOINT_FORMAT, SEQUENTIAL_KEY, state_dict_layout, strip_module_prefix
 
-CHECKPOINT_FORMAT = "posecli-checkpoint"
 CHECKPOINT_VERSION = 1
 
 _TRUNK_NAMES = (
     "conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3", "conv3_4",
     "conv4_1", "conv4_2", "conv4_3_CPM", "conv4_4_CPM",
 )
-_SEQUENTIAL_KEY = re.compile(r"(model(?:0|\d+_[12]))\.(\d+)\.(\w+)")
 _STAGE_KEY = re.compile(r"Mconv\d+_stage(\d+)_L[12]\.")
 _MAX_LISTED = 5  # keys named per kind of problem in a "does not fit" message
 
 
 @dataclass
 class LoadedWeights:
-    """A weights file read into PoseNet naming.
+    """A weights file read into its network's naming.
 
-    ``state_dict`` maps PoseNet keys to float32 CPU tensors; ``sha256`` is the hex
-    digest of the file's bytes; ``metadata`` is only filled by posecli checkpoints.
+    ``state_dict`` maps the network's keys (PoseNet's, or LightweightNet's for the
+    ``lightweight`` format) to float32 CPU tensors; ``config`` is a ModelConfig or
+    a LightweightConfig; ``sha256`` is the hex digest of the file's bytes;
+    ``metadata`` comes from posecli checkpoints (and a Lightweight checkpoint's
+    step and stage count).
     """
 
     state_dict: dict[str, torch.Tensor]
-    config: ModelConfig
+    config: ModelConfig | LightweightConfig
     format: str
     path: Path
     sha256: str
     metadata: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def family(self) -> ModelFamily:
+        """The model family: its input spec and default decoding."""
+        return LIGHTWEIGHT if isinstance(self.config, LightweightConfig) else CMU
+
     def num_parameters(self) -> int:
-        """Total number of scalar parameters."""
-        return sum(t.numel() for t in self.state_dict.values())
+        """Total number of learned scalar parameters (batch-norm statistics excluded)."""
+        return sum(t.numel() for k, t in self.state_dict.items() if is_parameter(k))
 
 
 # --------------------------------------------------------------------------- layer names
@@ -99,7 +123,7 @@ def _from_sequential(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """
     indices: dict[str, set[int]] = {}
     for key in state:
-        if match := _SEQUENTIAL_KEY.fullmatch(key):
+        if match := SEQUENTIAL_KEY.fullmatch(key):
             indices.setdefault(match[1], set()).add(int(match[2]))
     positions = {block: {index: pos for pos, index in enumerate(sorted(found))}
                  for block, found in indices.items()}
@@ -108,7 +132,7 @@ def _from_sequential(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def _sequential_name(key: str, positions: dict[str, dict[int, int]]) -> str | None:
     """PoseNet name of an rtpose key, given each block's index -> conv position."""
-    match = _SEQUENTIAL_KEY.fullmatch(key)
+    match = SEQUENTIAL_KEY.fullmatch(key)
     names = block_names(match[1]) if match else None
     if not names:
         return None
@@ -118,9 +142,7 @@ def _sequential_name(key: str, positions: dict[str, dict[int, int]]) -> str | No
 
 def _strip_module_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Drop the ``module.`` prefix that nn.DataParallel puts on every key."""
-    if state and all(key.startswith("module.") for key in state):
-        return {key[len("module."):]: tensor for key, tensor in state.items()}
-    return state
+    return dict(zip(strip_module_prefix(state), state.values()))
 
 
 # --------------------------------------------------------------------------- config inference
@@ -186,14 +208,20 @@ def _check_tensors(state: dict[Any, Any], path: Path) -> dict[str, torch.Tensor]
             for key, value in state.items()}
 
 
-def validate(state: dict[str, torch.Tensor], config: ModelConfig, path: Path) -> None:
-    """Raise a one-line WeightsError unless ``state`` fits ``PoseNet(config)`` exactly.
+def validate(state: dict[str, torch.Tensor], config: ModelConfig | LightweightConfig,
+             path: Path) -> None:
+    """Raise a one-line WeightsError unless ``state`` fits the network of ``config`` exactly
+    (PoseNet, or LightweightNet without its batch-norm step counters).
 
     Names up to five missing, unexpected and wrongly shaped keys each, then
     rejects tensors with NaN or infinite values.
     """
-    with torch.device("meta"):  # shapes only: nothing is allocated or initialised
-        expected = {k: v.shape for k, v in PoseNet(config).state_dict().items()}
+    if isinstance(config, LightweightConfig):
+        expected, model = lightweight_shapes(config), "the Lightweight OpenPose model"
+    else:
+        with torch.device("meta"):  # shapes only: nothing is allocated or initialised
+            expected = {k: v.shape for k, v in PoseNet(config).state_dict().items()}
+        model = "the model"
     problems = []
     if missing := [k for k in expected if k not in state]:
         problems.append(f"missing {_listing(missing)}")
@@ -203,7 +231,7 @@ def validate(state: dict[str, torch.Tensor], config: ModelConfig, path: Path) ->
                  for k, shape in expected.items() if k in state and state[k].shape != shape]:
         problems.append(f"wrong shape {_listing(wrong)}")
     if problems:
-        raise WeightsError(f"weights file {path} does not fit the model: {'; '.join(problems)}")
+        raise WeightsError(f"weights file {path} does not fit {model}: {'; '.join(problems)}")
     if bad := [k for k, t in state.items() if not bool(torch.isfinite(t).all())]:
         raise WeightsError(f"weights file {path} has NaN or infinite values in {_listing(bad)}")
 
@@ -212,23 +240,18 @@ def validate(state: dict[str, torch.Tensor], config: ModelConfig, path: Path) ->
 
 
 def load_weights(path: str | Path) -> LoadedWeights:
-    """Read a weights file of any supported format into PoseNet naming, validated."""
+    """Read a weights file of any supported format into PoseNet naming, validated.
+
+    Only regular files are read, and only their first bytes until they look
+    like weights (:func:`~posecli.weights.files.read_weights_file`).
+    """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise WeightsError(f"weights file not found: {path}") from None
-    except OSError as exc:
-        reason = exc.strerror or exc
-        raise WeightsError(f"weights file {path} could not be read: {reason}") from None
-    digest = hashlib.sha256(data).hexdigest()
-    if _is_torch_file(data):
-        fmt, state, config, metadata = _read_torch(data, path)
-    elif looks_like_caffemodel(data[:16]):
-        fmt, state, config, metadata = _read_caffe(data, path)
+    content = read_weights_file(path)
+    digest = hashlib.sha256(content.data).hexdigest()
+    if content.kind == CAFFE:
+        fmt, state, config, metadata = _read_caffe(content.data, path)
     else:
-        raise WeightsError(
-            f"weights file {path} could not be read: neither a PyTorch file nor a Caffe model")
+        fmt, state, config, metadata = _read_torch(content, path)
     state = _check_tensors(state, path)
     if config is None:
         config = _infer(state, path)
@@ -236,40 +259,53 @@ def load_weights(path: str | Path) -> LoadedWeights:
     return LoadedWeights(state, config, fmt, path, digest, metadata)
 
 
-def _is_torch_file(data: bytes) -> bool:
-    """torch.save writes a zip archive ("PK"); legacy files start with a pickle (0x80)."""
-    return data[:2] == b"PK" or data[:1] == b"\x80"
+def _one_line(exc: BaseException, kind: str | None) -> str:
+    """A short single-line reason for a failed torch.load of a file of this ``kind``.
 
-
-def _one_line(exc: BaseException) -> str:
-    """A short single-line reason for a failed torch.load (its first sentence)."""
+    Only a refused global means the file holds code; any other failure of the
+    restricted unpickler, or of the archive reader, means a damaged file.
+    """
     text = " ".join(str(exc).split())
+    if found := re.search(r"Unsupported global: GLOBAL ([A-Za-z_][\w.]*) was not", text):
+        return (f"it holds Python objects other than tensors ({found[1]}), "
+                "refused so no code runs")
     if isinstance(exc, pickle.UnpicklingError):
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
-        what = f" ({found[1]})" if found else ""
-        return f"it holds Python objects other than tensors{what}, refused so no code runs"
+        found = re.search(r"WeightsUnpickler error: (.*?)(?: Check the documentation|$)", text)
+        text = found[1] if found else text
     text = text.split(". ")[0] or type(exc).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
+    text = text if len(text) <= 200 else text[:197] + "..."
+    if kind == ZIP:
+        return f"it is a corrupt PyTorch archive ({text})"
+    if kind == PICKLE:
+        return f"it is a corrupt or truncated PyTorch file ({text})"
+    return text
 
 
-def load_untrusted(source: bytes | str | Path, what: str) -> Any:
+def load_untrusted(path: str | Path, what: str) -> Any:
     """torch.load of an untrusted file (tensors and plain data only: no code runs).
 
-    ``source`` is the file's bytes or path; ``what`` names it in the one-line
-    WeightsError raised when it cannot be read (e.g. "checkpoint x.pt").
+    The file is read with the same checks as :func:`load_weights` (regular files
+    only, zip structure checked); ``what`` names it, ending with its path, in the
+    one-line WeightsError raised when it cannot be read (e.g. "checkpoint x.pt").
     """
+    content = read_weights_file(path, what.removesuffix(f" {path}"))
+    if content.kind == CAFFE:
+        raise WeightsError(f"{what} is a Caffe model, not a PyTorch file")
+    return _torch_load(content.data, content.kind, what)
+
+
+def _torch_load(data: bytes, kind: str | None, what: str) -> Any:
     try:
         with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4"
             warnings.simplefilter("ignore")
-            handle = io.BytesIO(source) if isinstance(source, bytes) else source
-            return torch.load(handle, map_location="cpu", weights_only=True)
+            return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise WeightsError(f"{what} could not be read: {_one_line(exc)}") from None
+        raise WeightsError(f"{what} could not be read: {_one_line(exc, kind)}") from None
 
 
-def _read_torch(data: bytes, path: Path):
+def _read_torch(content: WeightsBytes, path: Path):
     """(format, state dict, config or None, metadata) of a torch.save'd file."""
-    obj = load_untrusted(data, f"weights file {path}")
+    obj = _torch_load(content.data, content.kind, f"weights file {path}")
     if not isinstance(obj, dict):
         raise WeightsError(
             f"weights file {path} holds a {type(obj).__name__}, not a state dict or checkpoint")
@@ -277,10 +313,20 @@ def _read_torch(data: bytes, path: Path):
         return _read_checkpoint(obj, path)
     if bad := [k for k in obj if not isinstance(k, str)]:
         raise WeightsError(f"weights file {path} has a non-string key {bad[0]!r}")
+    if _lightweight_layout(obj):
+        state, config, metadata = read_lightweight(obj, f"weights file {path}")
+        return "lightweight", state, config, metadata
     state = _strip_module_prefix(obj)
-    if any(_SEQUENTIAL_KEY.fullmatch(k) for k in state):
+    if state_dict_layout(state) == "pose_model":
         return "pose_model", _from_sequential(state), None, {}
     return "body_pose_model", state, None, {}
+
+
+def _lightweight_layout(obj: dict[str, Any]) -> bool:
+    """Whether ``obj`` is a Lightweight OpenPose checkpoint (or a bare state dict of one)."""
+    inner = obj.get("state_dict")
+    keys = inner if isinstance(inner, dict) else obj
+    return state_dict_layout(k for k in keys if isinstance(k, str)) == "lightweight"
 
 
 def _read_checkpoint(obj: dict[str, Any], path: Path):
@@ -323,8 +369,13 @@ def _infer(state: dict[str, torch.Tensor], path: Path) -> ModelConfig:
         raise WeightsError(f"weights file {path} does not fit the model: {exc}") from None
 
 
-def build_model(weights: LoadedWeights, device: str | torch.device = "cpu") -> PoseNet:
-    """A PoseNet of ``weights.config`` holding ``weights``, in eval mode, on ``device``."""
+def build_model(weights: LoadedWeights,
+                device: str | torch.device = "cpu") -> PoseNet | LightweightNet:
+    """The network of ``weights.config`` (PoseNet or LightweightNet) holding ``weights``, in
+    eval mode, on ``device``. Both have ``predict(images) -> (heatmaps, pafs)`` in the CMU
+    layout."""
+    if isinstance(weights.config, LightweightConfig):
+        return build_lightweight(weights.state_dict, weights.config).eval().to(device)
     model = PoseNet(weights.config)
     model.load_state_dict(weights.state_dict, strict=True)
     return model.eval().to(device)

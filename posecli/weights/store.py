@@ -1,8 +1,10 @@
 """Where weights come from: built-in models, the user cache, and downloads (no torch).
 
-Resolution order: ``--weights`` (a path or a built-in model's name), then
+Resolution order: ``--weights`` (a built-in model's name such as ``demo``, a
+downloadable model's name such as ``lightweight``, or a path), then
 ``$POSECLI_WEIGHTS``, then the cached CMU model. Downloads resume with HTTP
-Range requests and are checked against a SHA-256 when one is known.
+Range requests and are checked against a size and SHA-256 when they are known
+(:mod:`posecli.weights.registry`).
 """
 
 from __future__ import annotations
@@ -28,17 +30,18 @@ from rich.progress import (
 )
 
 from ..errors import NoWeightsError, WeightsError
+from .files import not_regular_reason, open_regular
+from .registry import CMU, MODELS, RemoteModel
 
 __all__ = [
-    "BUILTIN_DIR", "BUILTIN_NOTE", "CACHE_ENV", "CMU_BODY_URL", "DEFAULT_WEIGHTS_NAME",
-    "NO_WEIGHTS_MESSAGE", "WEIGHTS_ENV", "builtin_models", "cache_dir", "default_weights_path",
-    "download", "file_sha256", "resolve_weights", "weights_dir",
+    "BUILTIN_DIR", "BUILTIN_NOTE", "CACHE_ENV", "DEFAULT_WEIGHTS_NAME", "NO_WEIGHTS_MESSAGE",
+    "WEIGHTS_ENV", "DownloadError", "builtin_models", "cache_dir", "cached_model_path",
+    "default_weights_path", "download", "download_model", "file_sha256", "resolve_weights",
+    "weights_dir",
 ]
 
-#: A public mirror of pytorch-openpose's conversion of the CMU COCO body model.
-CMU_BODY_URL = "https://huggingface.co/lllyasviel/Annotators/resolve/main/body_pose_model.pth"
 #: The file name looked for in the weights cache directory.
-DEFAULT_WEIGHTS_NAME = "body_pose_model.pth"
+DEFAULT_WEIGHTS_NAME = CMU.file_name
 #: Environment variables: a weights file, and the root of posecli's cache.
 WEIGHTS_ENV = "POSECLI_WEIGHTS"
 CACHE_ENV = "POSECLI_CACHE_DIR"
@@ -52,6 +55,10 @@ NO_WEIGHTS_MESSAGE = (
 BUILTIN_DIR = Path(__file__).parent.parent / "models"
 BUILTIN_NOTE = ("; or try --weights demo, a small model trained on synthetic figures "
                 "(a demonstration, not a model of real people)")
+
+
+class DownloadError(WeightsError):
+    """The network failed (the partial file is kept for a resume)."""
 
 
 def builtin_models() -> dict[str, Path]:
@@ -76,30 +83,52 @@ def weights_dir() -> Path:
 
 def default_weights_path() -> Path:
     """The cached file resolution falls back to (it may not exist)."""
-    return weights_dir() / DEFAULT_WEIGHTS_NAME
+    return cached_model_path(CMU)
+
+
+def cached_model_path(model: RemoteModel) -> Path:
+    """Where ``posecli weights download NAME`` puts a registry model (and a manually
+    downloaded copy is picked up)."""
+    return weights_dir() / model.file_name
 
 
 def resolve_weights(option: str | Path | None) -> Path:
     """The weights file to use: ``--weights``, then ``$POSECLI_WEIGHTS``, then the cache.
 
-    An explicit path that does not exist is a WeightsError; nothing anywhere is
-    a NoWeightsError (exit code 2) saying how to get the CMU weights.
+    ``--weights`` may name a built-in model (``demo``) or a downloadable one
+    (``cmu``, ``lightweight``: its cached file, which must be there). An explicit
+    path that does not exist is a WeightsError; nothing anywhere is a
+    NoWeightsError (exit code 2) saying how to get the CMU weights.
     """
     explicit = option or os.environ.get(WEIGHTS_ENV)
     builtin = builtin_models()
     if explicit and str(explicit) in builtin:
         return builtin[str(explicit)]
+    if explicit and str(explicit) in MODELS:
+        model = MODELS[str(explicit)]
+        cached = cached_model_path(model)
+        if not cached.is_file():
+            raise NoWeightsError(f"the {model.name} model is not downloaded: run 'posecli "
+                                 f"weights download {model.name}' (or put the file at {cached})")
+        return cached
     if explicit:
         path = Path(explicit).expanduser()
-        if not path.exists():
-            raise WeightsError(f"weights file not found: {path}")
-        if not path.is_file():
-            raise WeightsError(f"weights path is not a file: {path}")
+        try:
+            mode = path.stat().st_mode
+        except FileNotFoundError:
+            raise WeightsError(f"weights file not found: {path}") from None
+        except OSError as exc:
+            raise WeightsError(f"weights file {path} could not be read: "
+                               f"{exc.strerror or exc}") from None
+        if (reason := not_regular_reason(mode)) is not None:
+            raise WeightsError(f"weights file {path} is {reason}, not a regular file")
         return path
     cached = default_weights_path()
     if cached.is_file():
         return cached
-    raise NoWeightsError(NO_WEIGHTS_MESSAGE + (BUILTIN_NOTE if "demo" in builtin else ""))
+    others = [m.name for m in MODELS.values() if cached_model_path(m).is_file()]
+    note = f"; or use a downloaded model: --weights {' or '.join(others)}" if others else ""
+    raise NoWeightsError(NO_WEIGHTS_MESSAGE + note + (BUILTIN_NOTE if "demo" in builtin else ""))
 
 
 def file_sha256(path: str | Path) -> str:
@@ -108,8 +137,8 @@ def file_sha256(path: str | Path) -> str:
 
 
 def _hash_file(digest: Any, path: str | Path) -> Any:
-    """Feed a file's bytes to ``digest`` in 1 MiB chunks; returns ``digest``."""
-    with open(path, "rb") as f:
+    """Feed a regular file's bytes to ``digest`` in 1 MiB chunks; returns ``digest``."""
+    with open_regular(path) as f:
         while chunk := f.read(_CHUNK):
             digest.update(chunk)
     return digest
@@ -117,42 +146,82 @@ def _hash_file(digest: Any, path: str | Path) -> Any:
 # --------------------------------------------------------------------------- download
 
 
-def download(url: str, dest: str | Path, sha256: str | None = None,
+def download_model(model: RemoteModel, url: str | None = None, dest: str | Path | None = None,
+                   sha256: str | None = None, progress: bool = True) -> tuple[Path, str]:
+    """Fetch a registry model (from ``url``, e.g. a mirror, if given) to ``dest`` (default:
+    its place in the cache); returns (path, hex SHA-256).
+
+    Checked against ``sha256`` if given, else against the model's published size
+    and digest when it has them. A network failure names the URL and the path
+    where a copy downloaded by hand is picked up.
+    """
+    url = url or model.url
+    target = Path(dest) if dest is not None else cached_model_path(model)
+    expected_size = model.size if sha256 is None else None
+    try:
+        digest = download(url, target, sha256=sha256 or model.sha256, size=expected_size,
+                          progress=progress)
+    except DownloadError as exc:
+        raise DownloadError(f"{exc}; without network access, fetch that URL elsewhere and "
+                            f"save it as {target}") from None
+    return target, digest
+
+
+def download(url: str, dest: str | Path, sha256: str | None = None, size: int | None = None,
              progress: bool = True) -> str:
     """Fetch ``url`` to ``dest``; returns the file's hex SHA-256.
 
     Bytes go to ``dest + ".part"``; an existing .part is resumed with an HTTP
     Range request (a server answering 200 instead of 206 restarts it). The
-    digest is checked against ``sha256`` when given: on mismatch the .part is
-    deleted and nothing is written at ``dest``. A progress bar (bytes, speed,
-    ETA) goes to stderr when ``progress`` is true. Network failures keep the
-    .part for a later resume and raise a one-line WeightsError.
+    file's ``size`` (bytes) and digest are checked against the expected ones
+    when given: a server announcing another size is refused before the body is
+    read, and on any mismatch the .part is deleted and nothing is written at
+    ``dest``. A progress bar (bytes, speed, ETA) goes to stderr when
+    ``progress`` is true. Network failures keep the .part for a later resume
+    and raise a one-line DownloadError.
     """
     dest = Path(dest)
     part = dest.with_suffix(dest.suffix + ".part")
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
-        digest = _fetch(url, part, progress)
+        digest = _fetch(url, part, progress, size)
+    except _WrongSize as exc:
+        part.unlink(missing_ok=True)
+        raise WeightsError(f"download of {url} {exc}, expected {size}; "
+                           "the partial file was deleted") from None
     except urllib.error.HTTPError as exc:
-        raise WeightsError(f"download of {url} failed: HTTP {exc.code} {exc.reason}") from None
+        raise DownloadError(f"download of {url} failed: HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:
-        raise WeightsError(f"download of {url} failed: {_one_line_reason(exc.reason)}") from None
+        raise DownloadError(f"download of {url} failed: {_one_line_reason(exc.reason)}") from None
     except (OSError, ValueError, http.client.HTTPException) as exc:
-        raise WeightsError(f"download of {url} failed: {_one_line_reason(exc)}") from None
+        raise DownloadError(f"download of {url} failed: {_one_line_reason(exc)}") from None
+    received = part.stat().st_size
+    if size is not None and received != size:
+        part.unlink(missing_ok=True)
+        raise WeightsError(f"download of {url} has {received} bytes, expected {size}; "
+                           "the file was deleted")
     if sha256 and digest != sha256.lower():
         part.unlink(missing_ok=True)
         raise WeightsError(f"download of {url} has SHA-256 {digest}, expected {sha256.lower()}; "
-                           "the file was discarded")
+                           "the file was deleted")
     os.replace(part, dest)
     return digest
+
+
+class _WrongSize(Exception):
+    """The server announces a file of another size than expected (message: what it has)."""
 
 
 def _one_line_reason(reason: object) -> str:
     return " ".join(str(reason).split()) or type(reason).__name__
 
 
-def _fetch(url: str, part: Path, progress: bool) -> str:
-    """Download into ``part`` (resuming it if possible); the hex SHA-256 of the whole."""
+def _fetch(url: str, part: Path, progress: bool, size: int | None = None) -> str:
+    """Download into ``part`` (resuming it if possible); the hex SHA-256 of the whole.
+
+    Raises _WrongSize, before reading the body, when the server's length says the
+    whole file is not ``size`` bytes.
+    """
     offset = part.stat().st_size if part.is_file() else 0
     request = urllib.request.Request(url, headers={"User-Agent": "posecli"})
     if offset:
@@ -163,13 +232,15 @@ def _fetch(url: str, part: Path, progress: bool) -> str:
         if exc.code != 416 or not offset:  # 416: the .part does not fit the file any more
             raise
         part.unlink()
-        return _fetch(url, part, progress)
+        return _fetch(url, part, progress, size)
     with response:
         if offset and not _resumes_at(response, offset):
             offset = 0
         digest = _hash_file(hashlib.sha256(), part) if offset else hashlib.sha256()
         length = response.headers.get("Content-Length")
         total = offset + int(length) if length and length.isdigit() else None
+        if size is not None and total is not None and total != size:
+            raise _WrongSize(f"is {total} bytes on the server")
         with open(part, "ab" if offset else "wb") as out:
             received = _copy(response, out, digest, offset, total, progress, part.name)
     if total is not None and received < total:
