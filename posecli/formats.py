@@ -75,14 +75,14 @@ def coco_categories() -> list[dict[str, Any]]:
 
 
 def coco_annotation(person: Person, annotation_id: int, image_id: int) -> dict[str, Any]:
-    """One person as a COCO annotation: 17 x (x, y, v), v = 2 found, 0 missing.
+    """One person as a COCO annotation: 17 x (x, y, v); x, y in pixels (floats), v the
+    integer visibility flag: 2 found, 0 missing (with x = y = 0.0).
 
     A tracked person also gets ``track_id``; a smoothed one ``raw_keypoints``
     (the parse's keypoints, in the same 17 x (x, y, v) form).
     """
     keypoints = coco18_to_coco17(person.keypoints)
     found = keypoints[:, 2] > 0
-    triplets = _coco_triplets(keypoints)
     if found.any():
         low, high = keypoints[found, :2].min(0), keypoints[found, :2].max(0)
     else:  # a person made only of the neck and parts COCO lacks: not possible with >= 4 parts
@@ -92,7 +92,7 @@ def coco_annotation(person: Person, annotation_id: int, image_id: int) -> dict[s
         "id": annotation_id,
         "image_id": image_id,
         "category_id": 1,
-        "keypoints": [round(float(v), 2) for v in triplets.ravel()],
+        "keypoints": _coco_keypoints(keypoints),
         "keypoint_scores": [round(float(v), _DECIMALS) for v in keypoints[:, 2]],
         "num_keypoints": int(found.sum()),
         "score": round(person.score, _DECIMALS),
@@ -103,18 +103,17 @@ def coco_annotation(person: Person, annotation_id: int, image_id: int) -> dict[s
     if person.track_id is not None:
         annotation["track_id"] = int(person.track_id)
     if person.raw_keypoints is not None:
-        raw = _coco_triplets(coco18_to_coco17(person.raw_keypoints))
-        annotation["raw_keypoints"] = [round(float(v), 2) for v in raw.ravel()]
+        annotation["raw_keypoints"] = _coco_keypoints(coco18_to_coco17(person.raw_keypoints))
     return annotation
 
 
-def _coco_triplets(keypoints: np.ndarray) -> np.ndarray:
-    """17 x (x, y, score) -> 17 x (x, y, v): v = 2 where found (score > 0), 0, 0, 0 where not."""
+def _coco_keypoints(keypoints: np.ndarray) -> list[float | int]:
+    """17 x (x, y, score) -> the flat COCO list 17 x (x, y, v): x, y rounded to 0.01 px,
+    v = 2 where found (score > 0); 0.0, 0.0, 0 where not."""
     found = keypoints[:, 2] > 0
-    triplets = np.zeros((len(keypoints), 3))
-    triplets[found, :2] = keypoints[found, :2]
-    triplets[found, 2] = 2
-    return triplets
+    coordinates = np.where(found[:, None], keypoints[:, :2], 0.0)
+    return [value for (x, y), seen in zip(coordinates, found)
+            for value in (round(float(x), 2), round(float(y), 2), 2 if seen else 0)]
 
 
 def openpose_document(frames: Iterable[FrameResult], info: dict[str, Any]) -> dict[str, Any]:

@@ -84,7 +84,7 @@ def test_video_csv_matches_the_coco_output(tmp_path, capsys, one_torch_thread):
 
 def test_batch_writes_csv_and_resumes(tmp_path, tiny_weights, small_video, capsys):
     args = ["batch", small_video, "--out-dir", tmp_path / "out", "--weights", tiny_weights,
-            "--net-height", 64, "--format", "csv", "--quiet"]
+            "--net-height", 64, "--format", "csv"]
     code, _, err = run_cli(args, capsys)
     assert code == 0, err
     [output] = list((tmp_path / "out").rglob("*.csv"))

@@ -21,6 +21,7 @@ from ..interrupts import ESTIMATE_THREAD
 from .batch import batch
 from .compare import compare
 from .console import stderr_console
+from .help import PlainHelpCommand
 from .image import image
 from .synth import synth
 from .track import track
@@ -52,14 +53,14 @@ def _root(
     """Multi-person 2D pose estimation over video and images (OpenPose CPM/PAF)."""
 
 
-app.command()(video)
-app.command()(image)
-app.command()(batch)
-app.command()(synth)
-app.command("train")(train_command)
-app.command("eval")(eval_command)
-app.command()(compare)
-app.command()(track)
+app.command(cls=PlainHelpCommand)(video)
+app.command(cls=PlainHelpCommand)(image)
+app.command(cls=PlainHelpCommand)(batch)
+app.command(cls=PlainHelpCommand)(synth)
+app.command("train", cls=PlainHelpCommand)(train_command)
+app.command("eval", cls=PlainHelpCommand)(eval_command)
+app.command(cls=PlainHelpCommand)(compare)
+app.command(cls=PlainHelpCommand)(track)
 app.add_typer(weights_app, name="weights")
 
 

@@ -36,14 +36,20 @@ from .options import (
 
 
 def batch(
-    inputs: list[str] = typer.Argument(..., help="Video files, directories (recursive) or globs."),
-    out_dir: Path = typer.Option(..., "--out-dir", "-d", help="Folder for the outputs."),
+    inputs: list[str] = typer.Argument(
+        ..., metavar="INPUT...", help="Video files, directories (searched recursively for "
+        "video files) or quoted glob patterns."),
+    out_dir: Path = typer.Option(..., "--out-dir", "-d", metavar="OUT_DIR",
+                                 help="Folder for the outputs (mirrors the input paths)."),
     skip_existing: bool = typer.Option(
         False, "--skip-existing", help="Skip inputs whose complete output already exists."),
     manifest: Path | None = typer.Option(
-        None, "--manifest", help="Where to write the manifest (default OUT_DIR/manifest.json)."),
+        None, "--manifest", metavar="FILE",
+        help="Where to write the manifest (default: OUT_DIR/manifest.json)."),
     render_dir: Path | None = typer.Option(
-        None, "--render-dir", help="Also write an annotated MP4 per input, mirrored here."),
+        None, "--render-dir", metavar="DIR",
+        help="Also write each input's frames with skeletons drawn as an MP4 under DIR "
+             "(mirroring the input paths)."),
     weights: str | None = WEIGHTS,
     device: str = DEVICE,
     batch_size: int = BATCH,
@@ -64,7 +70,11 @@ def batch(
     smooth_min_cutoff: float = SMOOTH_MIN_CUTOFF,
     smooth_beta: float = SMOOTH_BETA,
 ) -> None:
-    """Process many videos with one model load; outputs mirror the input tree.
+    """Estimate poses in many videos with one model load.
+
+    Each input's output mirrors its path under OUT_DIR (videos/a/b.mp4 ->
+    OUT_DIR/videos/a/b.json). A file that fails is reported and the batch goes
+    on (exit code 1 at the end); OUT_DIR/manifest.json records every file.
 
     Example: posecli batch videos/ --out-dir poses/ --skip-existing
     """
@@ -106,9 +116,10 @@ def batch(
               "options": {**estimator.options(), "format": fmt, **tracking_options(tracking)}}
     write_manifest(manifest or out_dir / MANIFEST_NAME, report, header)
     totals = report.totals()
-    say(f"posecli: {count(totals['files'], 'file')}: {totals['ok']} ok, {totals['skipped']} "
-        f"skipped, {totals['failed']} failed; {totals['frames']} frames, "
-        f"{totals['people']} people, {totals['fps']:.1f} fps")
+    if not quiet:
+        say(f"posecli: {count(totals['files'], 'file')}: {totals['ok']} ok, {totals['skipped']} "
+            f"skipped, {totals['failed']} failed; {totals['frames']} frames, "
+            f"{totals['people']} people, {totals['fps']:.1f} fps")
     if report.interrupted:
         raise Interrupted("interrupted: finished outputs kept, the one in progress discarded")
     if totals["failed"]:

@@ -11,9 +11,11 @@ from .options import SMOOTH, SMOOTH_BETA, SMOOTH_MIN_CUTOFF, TRACK_BUFFER, TRACK
 def track(
     input: str = typer.Argument(..., help="A posecli output: COCO JSON, JSON lines or OpenPose "
                                 "layout (- for stdin)."),
-    out: str = typer.Option(..., "--out", "-o", help="Output file, or - for stdout."),
+    out: str = typer.Option(..., "--out", "-o", metavar="FILE",
+                            help="Output file, or - for stdout."),
     fmt: str | None = typer.Option(
-        None, "--format", help="coco, openpose, jsonl or csv (default: the input's format)."),
+        None, "--format", metavar="FORMAT",
+        help="coco, openpose, jsonl or csv (default: the input's format)."),
     keep_ids: bool = typer.Option(
         False, "--keep-ids", help="Keep the file's track ids (only smooth or convert)."),
     track_buffer: float = TRACK_BUFFER,

@@ -5,16 +5,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 
 from .. import __version__
 from ..errors import PoseCliError, UsageError
 from ..formats import coco_categories, write_atomic
+from ..stills import encode_png
 from .clips import video_codec, write_clip
 from .scenes import json_bytes, render_people, scene_annotations
 
@@ -36,19 +35,6 @@ class SynthSummary:
     video_frames: int = 0
     video_people: int = 0
     video_codec: str | None = None
-
-
-def encode_png(image: np.ndarray) -> bytes:
-    """PNG bytes of an ``(H, W, 3)`` uint8 RGB image (PyAV's PNG encoder)."""
-    codec = av.CodecContext.create("png", "w")
-    codec.width, codec.height = image.shape[1], image.shape[0]
-    codec.pix_fmt = "rgb24"
-    codec.time_base = Fraction(1, 1)
-    codec.options = {"compression_level": "1"}  # fast; barely larger than the default
-    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-    frame.pts = 0
-    packets = list(codec.encode(frame)) + list(codec.encode(None))
-    return b"".join(bytes(packet) for packet in packets)
 
 
 def _check_args(images: int, seed: int, width: int, height: int, min_people: int,
