@@ -62,7 +62,7 @@ def test_every_option_in_the_readmes_exists(text, capsys, monkeypatch):
     assert commands
     for words in commands:
         path = tuple(w for w in words[:2] if not w.startswith("-") and w in
-                     {"video", "image", "batch", "synth", "train", "eval", "compare",
+                     {"video", "image", "batch", "synth", "train", "eval", "compare", "track",
                       "weights", "download", "list", "path", "verify"})
         if path[:1] != ("weights",):
             path = path[:1]
