@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 from .parse.params import ParseParams
 
 if TYPE_CHECKING:
-    from .parse import Person
+    from .person import Person
     from .pipeline import PoseModel, estimate, load_model
 
 __all__ = ["ParseParams", "Person", "PoseModel", "__version__", "estimate", "load_model"]
 
-_LAZY = {"Person": "parse", "PoseModel": "pipeline", "estimate": "pipeline",
+_LAZY = {"Person": "person", "PoseModel": "pipeline", "estimate": "pipeline",
          "load_model": "pipeline"}
 
 

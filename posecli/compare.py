@@ -15,12 +15,13 @@ OKS between an expected person *e* and an actual person *a* is COCO's::
     OKS = mean over keypoints k labelled in e (v > 0) of
           exp(-d_k^2 / (2 * area_e * (2 * sigma_k)^2))
 
-with ``sigma_k`` from :data:`~posecli.skeleton.COCO17_SIGMAS` and ``area_e`` the
-expected person's ``area`` (else its bbox area, else the area of its keypoints'
-bounding box). A keypoint labelled in *e* and missing in *a* counts 0. People
-are paired by maximum total OKS (scipy's ``linear_sum_assignment`` when scipy is
-installed, else greedily by descending OKS); a pair needs OKS >= the matching
-floor, unpaired expected people are *missing*, unpaired actual ones *extra*.
+(:func:`posecli.oks.oks_matrix`) with ``sigma_k`` from
+:data:`~posecli.skeleton.COCO17_SIGMAS` and ``area_e`` the expected person's
+``area`` (else its bbox area, else the area of its keypoints' bounding box). A
+keypoint labelled in *e* and missing in *a* counts 0. People are paired by
+maximum total OKS (scipy's ``linear_sum_assignment`` when scipy is installed,
+else greedily by descending OKS); a pair needs OKS >= the matching floor,
+unpaired expected people are *missing*, unpaired actual ones *extra*.
 
 Unusable input raises :class:`CompareInputError` (exit code 2), files of
 different videos :class:`DifferentVideosError` (also exit code 2).
@@ -29,22 +30,18 @@ different videos :class:`DifferentVideosError` (also exit code 2).
 from __future__ import annotations
 
 import importlib.util
-import math
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 
 from .errors import PoseCliError, UsageError
-from .skeleton import COCO17_NAMES, COCO17_SIGMAS
+from .oks import oks_matrix
+from .readers import OPENPOSE, PoseFile, PoseFrame, UnreadableOutputError, read_poses
+from .skeleton import COCO17_NAMES
 
-NUM_KEYPOINTS = len(COCO17_NAMES)  # 17
 MATCHING_METHODS = ("auto", "optimal", "greedy")
-_VARIANCES = (2.0 * COCO17_SIGMAS) ** 2  # COCO's per-keypoint constant, (2 sigma)^2
-_EPS = float(np.spacing(1))  # COCO adds this to the area
 _OKS_DECIMALS = 6
 _PX_DECIMALS = 4
 
@@ -68,7 +65,9 @@ class Tolerances:
     match allowed per frame; ``max_drift``: largest keypoint displacement in
     pixels allowed per matched person (None: not checked); ``max_diff_frames``:
     the fraction of frames that may differ; ``match_floor``: the OKS a pair
-    needs to count as the same person at all.
+    needs to count as the same person at all; ``same_ids``: also require the
+    same identities (track ids, up to renaming), allowing ``max_id_switches``
+    ID switches in all.
     """
 
     min_oks: float = 0.95
@@ -77,47 +76,19 @@ class Tolerances:
     max_diff_frames: float = 0.0
     max_drift: float | None = None
     match_floor: float = 0.1
+    same_ids: bool = False
+    max_id_switches: int = 0
 
     def __post_init__(self) -> None:
         for name in ("min_oks", "max_diff_frames", "match_floor"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise UsageError(f"{name} must be between 0 and 1, got {value}")
-        for name in ("max_missing", "max_extra"):
+        for name in ("max_missing", "max_extra", "max_id_switches"):
             if getattr(self, name) < 0:
                 raise UsageError(f"{name} must be 0 or more, got {getattr(self, name)}")
         if self.max_drift is not None and not self.max_drift >= 0:
             raise UsageError(f"max_drift must be 0 or more, got {self.max_drift}")
-
-
-@dataclass
-class PoseFrame:
-    """One image of a loaded file: its people as arrays.
-
-    ``keypoints``: P x 17 x 3 (x, y, v) in COCO-17 order; ``areas``: P areas used
-    as the OKS scale; ``ids``: the P annotation ids.
-    """
-
-    image_id: int
-    frame_index: int | None
-    width: int
-    height: int
-    timestamp: float | None
-    ids: list[int]
-    keypoints: np.ndarray
-    areas: np.ndarray
-
-
-@dataclass
-class PoseFile:
-    """A loaded output file: its frames in image id order."""
-
-    path: str
-    frames: list[PoseFrame]
-
-    @property
-    def has_frame_index(self) -> bool:
-        return all(frame.frame_index is not None for frame in self.frames)
 
 
 @dataclass
@@ -138,6 +109,8 @@ class PersonMatch:
     worst_keypoint: str | None
     only_expected: list[str]
     only_actual: list[str]
+    expected_track_id: int | None = None
+    actual_track_id: int | None = None
 
 
 @dataclass
@@ -155,6 +128,7 @@ class FrameComparison:
     extra: list[int]  # annotation ids of actual people without a match
     differs: bool = False
     reasons: list[str] = field(default_factory=list)
+    id_switches: list[str] = field(default_factory=list)  # with Tolerances.same_ids
 
     @property
     def worst_oks(self) -> float | None:
@@ -182,6 +156,7 @@ class Summary:
     worst_oks_frame: int | None
     max_drift_px: float | None
     max_drift_frame: int | None
+    id_switches: int | None = None  # None: identities not checked
 
 
 @dataclass
@@ -205,7 +180,8 @@ class CompareResult:
 
     @property
     def differing_frames(self) -> list[FrameComparison]:
-        return [frame for frame in self.frames if frame.differs]
+        """Frames that differ, or where an identity switched."""
+        return [frame for frame in self.frames if frame.differs or frame.id_switches]
 
     def to_dict(self) -> dict[str, Any]:
         """The whole result as plain JSON-ready data."""
@@ -237,6 +213,7 @@ def _frame_dict(frame: FrameComparison) -> dict[str, Any]:
         "matches": [vars(match).copy() for match in frame.matches],
         "missing": list(frame.missing),
         "extra": list(frame.extra),
+        "id_switches": list(frame.id_switches),
     }
 
 
@@ -244,225 +221,25 @@ def _frame_dict(frame: FrameComparison) -> dict[str, Any]:
 
 
 def load_poses(path: str | Path, label: str = "input") -> PoseFile:
-    """Read a posecli output file; "-" reads stdin.
+    """Read a posecli output file for comparing; "-" reads stdin.
 
     Accepted: posecli's COCO document (``--format coco``) or any COCO keypoints
     dataset with images and annotations, and posecli's ``--format jsonl``
-    stream (one frame record per line, detected from the content).
-
-    ``label`` names the file in error messages ("expected", "actual").
+    stream (see :func:`posecli.readers.read_poses`). ``label`` names the file in
+    error messages ("expected", "actual").
     """
-    name = "stdin" if str(path) == "-" else str(path)
-    what = f"{label} file {name}"
-    data = _read_bytes(path, what)
     try:
-        document = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        records = _json_lines(data, what)
-        if records is None:
-            raise CompareInputError(f"{what} is not valid JSON: {_reason(exc)}") from None
-        return _parse_records(records, name, what)
-    if isinstance(document, dict) and _is_record(document):  # a one-frame JSON-lines file
-        return _parse_records([document], name, what)
-    return _parse_document(document, name, what)
-
-
-def _read_bytes(path: str | Path, what: str) -> bytes:
-    if str(path) == "-":
-        data = sys.stdin.buffer.read()
-    else:
-        try:
-            data = Path(path).read_bytes()
-        except OSError as exc:
-            raise CompareInputError(f"cannot read {what}: {exc.strerror or exc}") from None
-    if not data.strip():
-        raise CompareInputError(f"{what} is empty")
-    return data
-
-
-def _reason(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else "parse error"
-
-
-def _is_record(value: Any) -> bool:
-    """Whether ``value`` looks like a ``--format jsonl`` record (one frame)."""
-    return isinstance(value, dict) and "frame_index" in value and "people" in value
-
-
-def _json_lines(data: bytes, what: str) -> list[dict[str, Any]] | None:
-    """The records of a ``--format jsonl`` file, or None when it is not one."""
-    lines = [(number, line) for number, line in enumerate(data.splitlines(), start=1)
-             if line.strip()]
-    records = []
-    for number, line in lines:
-        try:
-            record = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            if not records:
-                return None
-            raise CompareInputError(
-                f"{what}: line {number} is not valid JSON: {_reason(exc)}") from None
-        if not _is_record(record):
-            if not records:
-                return None
-            raise CompareInputError(
-                f"{what}: line {number} is not a frame record (frame_index, people)")
-        records.append(record)
-    return records
-
-
-def _parse_records(records: list[dict[str, Any]], path: str, what: str) -> PoseFile:
-    """JSON-lines records as a COCO document: image ids and annotation ids from 1."""
-    images, annotations = [], []
-    for number, record in enumerate(records, start=1):
-        image = {key: record.get(key) for key in ("frame_index", "timestamp", "width", "height")}
-        images.append({"id": number, **image})
-        people = record.get("people")
-        if not isinstance(people, list):
-            raise CompareInputError(f"{what}: record {number} has no 'people' list")
-        for person in people:
-            if not isinstance(person, dict):
-                raise CompareInputError(f"{what}: record {number} has a person that is not "
-                                        "an object")
-            annotations.append({**person, "id": len(annotations) + 1, "image_id": number})
-    return _parse_document({"images": images, "annotations": annotations}, path, what)
-
-
-def _parse_document(document: Any, path: str, what: str) -> PoseFile:
-    if isinstance(document, list):
-        raise CompareInputError(
-            f"{what} is a JSON list, not a COCO keypoints document with images and annotations")
-    if not isinstance(document, dict):
-        raise CompareInputError(f"{what} is not a COCO keypoints document")
-    if "frames" in document and "images" not in document:
-        raise CompareInputError(
-            f"{what} is in OpenPose layout; compare reads posecli's COCO output (--format coco)")
-    images, annotations = document.get("images"), document.get("annotations")
-    if not isinstance(images, list) or not isinstance(annotations, list):
-        raise CompareInputError(
-            f"{what} is not a COCO keypoints document: it needs 'images' and 'annotations' lists")
-
-    frames: dict[int, PoseFrame] = {}
-    frame_indices: set[int] = set()
-    people: dict[int, tuple[list[int], list[np.ndarray], list[float]]] = {}
-    for position, image in enumerate(images):
-        if not isinstance(image, dict):
-            raise CompareInputError(f"{what}: images[{position}] is not an object")
-        image_id = _integer(image.get("id"), f"{what}: images[{position}].id")
-        if image_id in frames:
-            raise CompareInputError(f"{what}: image id {image_id} appears twice")
-        width = _integer(image.get("width"), f"{what}: image {image_id} width")
-        height = _integer(image.get("height"), f"{what}: image {image_id} height")
-        frame_index = image.get("frame_index")
-        if frame_index is not None:
-            frame_index = _integer(frame_index, f"{what}: image {image_id} frame_index")
-            if frame_index in frame_indices:
-                raise CompareInputError(f"{what}: frame_index {frame_index} appears twice")
-            frame_indices.add(frame_index)
-        timestamp = image.get("timestamp")
-        if not _is_number(timestamp):
-            timestamp = None
-        frames[image_id] = PoseFrame(image_id, frame_index, width, height,
-                                     None if timestamp is None else float(timestamp),
-                                     [], np.zeros((0, NUM_KEYPOINTS, 3)), np.zeros(0))
-        people[image_id] = ([], [], [])
-
-    for position, annotation in enumerate(annotations):
-        if not isinstance(annotation, dict):
-            raise CompareInputError(f"{what}: annotations[{position}] is not an object")
-        image_id = annotation.get("image_id")
-        if image_id not in people or isinstance(image_id, bool):
-            raise CompareInputError(
-                f"{what}: annotations[{position}] refers to image {image_id!r}, "
-                "which is not in 'images'")
-        keypoints = _keypoints(annotation.get("keypoints"), f"{what}: annotations[{position}]")
-        annotation_id = annotation.get("id", position + 1)
-        if not isinstance(annotation_id, int) or isinstance(annotation_id, bool):
-            annotation_id = position + 1
-        ids, points, areas = people[image_id]
-        ids.append(annotation_id)
-        points.append(keypoints)
-        areas.append(_area(annotation, keypoints))
-
-    for image_id, (ids, points, areas) in people.items():
-        if ids:
-            frame = frames[image_id]
-            frame.ids = ids
-            frame.keypoints = np.stack(points)
-            frame.areas = np.asarray(areas, dtype=np.float64)
-    ordered = [frames[image_id] for image_id in sorted(frames)]
-    return PoseFile(path, ordered)
-
-
-def _is_number(value: Any) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and math.isfinite(value))
-
-
-def _integer(value: Any, what: str) -> int:
-    if _is_number(value) and float(value).is_integer():
-        return int(value)
-    raise CompareInputError(f"{what} is {value!r}, not an integer")
-
-
-def _keypoints(value: Any, what: str) -> np.ndarray:
-    expected = NUM_KEYPOINTS * 3
-    if not isinstance(value, list):
-        raise CompareInputError(f"{what} has no keypoints list")
-    if len(value) != expected:
-        raise CompareInputError(
-            f"{what} has {len(value)} keypoint values, expected {expected} "
-            f"({NUM_KEYPOINTS} x (x, y, v))")
-    array = np.asarray(value)  # numbers give an int or float array; anything else does not
-    if array.dtype.kind not in "iuf" or not np.isfinite(array).all():
-        raise CompareInputError(f"{what} has keypoint values that are not finite numbers")
-    return array.astype(np.float64).reshape(NUM_KEYPOINTS, 3)
-
-
-def _area(annotation: dict[str, Any], keypoints: np.ndarray) -> float:
-    """The OKS scale: the ``area`` field, else the bbox area, else the keypoints' box area."""
-    area = annotation.get("area")
-    if _is_number(area) and area > 0:
-        return float(area)
-    bbox = annotation.get("bbox")
-    if isinstance(bbox, list) and len(bbox) == 4 and all(_is_number(v) for v in bbox):
-        if bbox[2] * bbox[3] > 0:
-            return float(bbox[2] * bbox[3])
-    found = keypoints[:, 2] > 0
-    if not found.any():
-        return 0.0
-    width, height = keypoints[found, :2].max(0) - keypoints[found, :2].min(0)
-    return float(width * height)
+        poses = read_poses(path, label)
+    except UnreadableOutputError as exc:
+        raise CompareInputError(str(exc)) from None
+    if poses.layout == OPENPOSE:
+        name = "stdin" if str(path) == "-" else str(path)
+        raise CompareInputError(f"{label} file {name} is in OpenPose layout; compare reads "
+                                "posecli's COCO output (--format coco)")
+    return poses
 
 
 # --------------------------------------------------------------------------- OKS, matching
-
-
-def oks_matrix(expected: np.ndarray, areas: np.ndarray, actual: np.ndarray) -> np.ndarray:
-    """E x A object keypoint similarity of E expected and A actual people.
-
-    ``expected``: E x 17 x 3 and ``actual``: A x 17 x 3 (x, y, v) keypoints;
-    ``areas``: the E expected people's areas. Only keypoints with v > 0 in the
-    expected person count; one missing (v = 0) in the actual person scores 0.
-    An expected person with no keypoint at all has OKS 1 with an actual person
-    that has none either, else 0.
-    """
-    expected = np.asarray(expected, dtype=np.float64).reshape(-1, NUM_KEYPOINTS, 3)
-    actual = np.asarray(actual, dtype=np.float64).reshape(-1, NUM_KEYPOINTS, 3)
-    areas = np.asarray(areas, dtype=np.float64).reshape(-1)
-    if len(expected) == 0 or len(actual) == 0:
-        return np.zeros((len(expected), len(actual)))
-    squared = ((expected[:, None, :, :2] - actual[None, :, :, :2]) ** 2).sum(-1)  # E x A x 17
-    scale = 2.0 * _VARIANCES[None, None, :] * (areas[:, None, None] + _EPS)
-    similarity = np.exp(-squared / scale)
-    in_expected = expected[:, None, :, 2] > 0  # E x 1 x 17
-    in_actual = actual[None, :, :, 2] > 0  # 1 x A x 17
-    similarity = np.where(in_expected & in_actual, similarity, 0.0)
-    counts = in_expected.sum(-1)  # E x 1
-    oks = similarity.sum(-1) / np.maximum(counts, 1)
-    empty_pair = (counts == 0) & ~in_actual.any(-1)  # E x A
-    return np.where(counts > 0, oks, np.where(empty_pair, 1.0, 0.0))
 
 
 def resolve_matching(method: str = "auto") -> str:
@@ -527,6 +304,10 @@ def compare_poses(expected: PoseFile, actual: PoseFile,
     actual_frames = _keyed(actual, by_index)
     _check_same_video(expected_frames, actual_frames, by_index)
 
+    if tolerances.same_ids:
+        _check_track_ids(expected, "expected")
+        _check_track_ids(actual, "actual")
+
     frames = []
     for key in sorted(expected_frames):
         frame = _compare_frame(key, expected_frames[key], actual_frames[key], tolerances, method)
@@ -538,10 +319,52 @@ def compare_poses(expected: PoseFile, actual: PoseFile,
             f"{summary.frames_differing} of {summary.frames_compared} frames differ "
             f"({100 * summary.diff_fraction:.1f}%), more than the "
             f"{100 * tolerances.max_diff_frames:.1f}% allowed")
+    if tolerances.same_ids:
+        summary.id_switches = count_id_switches(frames)
+        if summary.id_switches > tolerances.max_id_switches:
+            failures.append(f"{summary.id_switches} ID switches, more than the "
+                            f"{tolerances.max_id_switches} allowed")
     return CompareResult(
         expected=expected.path, actual=actual.path, tolerances=tolerances,
         matched_by="frame_index" if by_index else "image_order", matching=method,
         frames=frames, summary=summary, passed=not failures, failures=failures)
+
+
+def _check_track_ids(poses: PoseFile, label: str) -> None:
+    for frame in poses.frames:
+        if any(track_id is None for track_id in frame.track_ids):
+            where = frame.image_id if frame.frame_index is None else frame.frame_index
+            raise CompareInputError(f"{label} file {poses.path}: frame {where} has a person "
+                                    "without a track_id; --same-ids needs tracked outputs")
+
+
+def count_id_switches(frames: list[FrameComparison]) -> int:
+    """ID switches over the frames' matched pairs, in frame order; records them per frame.
+
+    Identities may be named differently in the two files; what must hold is a
+    one-to-one correspondence. A matched pair (expected id e, actual id a) is a
+    switch when e was last matched to another actual id, or a to another
+    expected id (two tracks swapping counts 2, as in the MOT metrics; one actual
+    track taking over another expected person counts 1).
+    """
+    partner_of_expected: dict[int, int] = {}
+    partner_of_actual: dict[int, int] = {}
+    switches = 0
+    for frame in frames:
+        frame.id_switches = []
+        for match in frame.matches:
+            e, a = match.expected_track_id, match.actual_track_id
+            if e is None or a is None:
+                continue
+            was_a, was_e = partner_of_expected.get(e, a), partner_of_actual.get(a, e)
+            if was_a != a or was_e != e:
+                switches += 1
+                before = (f"expected track {e} was actual {was_a}" if was_a != a
+                          else f"actual track {a} was expected {was_e}")
+                frame.id_switches.append(f"expected track {e} is actual track {a} "
+                                         f"({before})")
+            partner_of_expected[e], partner_of_actual[a] = a, e
+    return switches
 
 
 def _keyed(poses: PoseFile, by_index: bool) -> dict[int, PoseFrame]:
@@ -594,7 +417,9 @@ def _compare_frame(key: int, expected: PoseFrame, actual: PoseFrame,
                 drift_max_px=drift_max[m] if has_shared else None,
                 worst_keypoint=COCO17_NAMES[worst[m]] if drift_max[m] > 0 else None,
                 only_expected=_names(only_e[m]) if any_e[m] else [],
-                only_actual=_names(only_a[m]) if any_a[m] else []))
+                only_actual=_names(only_a[m]) if any_a[m] else [],
+                expected_track_id=expected.people[e].track_id if expected.people else None,
+                actual_track_id=actual.people[a].track_id if actual.people else None))
     matched_e = {e for e, _ in pairs}
     matched_a = {a for _, a in pairs}
     frame = FrameComparison(

@@ -23,7 +23,7 @@ from .errors import PoseCliError, error_reason
 from .skeleton import COCO17_NAMES, COCO17_SKELETON, coco18_to_coco17
 
 if TYPE_CHECKING:
-    from .parse import Person
+    from .person import Person
 
 FORMATS = ("coco", "openpose")
 _DECIMALS = 5  # scores are rounded so outputs compare cleanly across runs
@@ -76,22 +76,24 @@ def coco_categories() -> list[dict[str, Any]]:
 
 
 def coco_annotation(person: Person, annotation_id: int, image_id: int) -> dict[str, Any]:
-    """One person as a COCO annotation: 17 x (x, y, v), v = 2 found, 0 missing."""
+    """One person as a COCO annotation: 17 x (x, y, v); x, y in pixels (floats), v the
+    integer visibility flag: 2 found, 0 missing (with x = y = 0.0).
+
+    A tracked person also gets ``track_id``; a smoothed one ``raw_keypoints``
+    (the parse's keypoints, in the same 17 x (x, y, v) form).
+    """
     keypoints = coco18_to_coco17(person.keypoints)
     found = keypoints[:, 2] > 0
-    triplets = np.zeros((len(keypoints), 3))
-    triplets[found, :2] = keypoints[found, :2]
-    triplets[found, 2] = 2
     if found.any():
         low, high = keypoints[found, :2].min(0), keypoints[found, :2].max(0)
     else:  # a person made only of the neck and parts COCO lacks: not possible with >= 4 parts
         low = high = np.zeros(2)
     width, height = high - low
-    return {
+    annotation = {
         "id": annotation_id,
         "image_id": image_id,
         "category_id": 1,
-        "keypoints": [round(float(v), 2) for v in triplets.ravel()],
+        "keypoints": _coco_keypoints(keypoints),
         "keypoint_scores": [round(float(v), _DECIMALS) for v in keypoints[:, 2]],
         "num_keypoints": int(found.sum()),
         "score": round(person.score, _DECIMALS),
@@ -99,10 +101,28 @@ def coco_annotation(person: Person, annotation_id: int, image_id: int) -> dict[s
         "area": float(width * height),
         "iscrowd": 0,
     }
+    if person.track_id is not None:
+        annotation["track_id"] = int(person.track_id)
+    if person.raw_keypoints is not None:
+        annotation["raw_keypoints"] = _coco_keypoints(coco18_to_coco17(person.raw_keypoints))
+    return annotation
+
+
+def _coco_keypoints(keypoints: np.ndarray) -> list[float | int]:
+    """17 x (x, y, score) -> the flat COCO list 17 x (x, y, v): x, y rounded to 0.01 px,
+    v = 2 where found (score > 0); 0.0, 0.0, 0 where not."""
+    found = keypoints[:, 2] > 0
+    coordinates = np.where(found[:, None], keypoints[:, :2], 0.0)
+    return [value for (x, y), seen in zip(coordinates, found)
+            for value in (round(float(x), 2), round(float(y), 2), 2 if seen else 0)]
 
 
 def openpose_document(frames: Iterable[FrameResult], info: dict[str, Any]) -> dict[str, Any]:
-    """OpenPose's per-frame layout, all frames in one file (COCO-18 keypoint order)."""
+    """OpenPose's per-frame layout, all frames in one file (COCO-18 keypoint order).
+
+    ``person_id`` is ``[track_id]`` for a tracked person, ``[-1]`` otherwise; a
+    smoothed person also gets ``pose_keypoints_2d_raw`` (the parse's keypoints).
+    """
     return {
         "version": 1.3,
         "info": info,
@@ -110,14 +130,22 @@ def openpose_document(frames: Iterable[FrameResult], info: dict[str, Any]) -> di
             "frame_index": frame.frame_index,
             "timestamp": round(float(frame.timestamp), 6),
             "file_name": frame.file_name,
-            "people": [{
-                "person_id": [-1],
-                "pose_keypoints_2d": [round(float(v), _DECIMALS)
-                                      for v in person.keypoints.ravel()],
-                "score": round(person.score, _DECIMALS),
-            } for person in frame.people],
+            "people": [openpose_person(person) for person in frame.people],
         } for frame in frames],
     }
+
+
+def openpose_person(person: Person) -> dict[str, Any]:
+    """One person in OpenPose's layout: person_id, 18 x (x, y, score), score."""
+    entry = {
+        "person_id": [-1 if person.track_id is None else int(person.track_id)],
+        "pose_keypoints_2d": [round(float(v), _DECIMALS) for v in person.keypoints.ravel()],
+        "score": round(person.score, _DECIMALS),
+    }
+    if person.raw_keypoints is not None:
+        entry["pose_keypoints_2d_raw"] = [round(float(v), _DECIMALS)
+                                          for v in person.raw_keypoints.ravel()]
+    return entry
 
 
 def build_document(fmt: str, frames: Iterable[FrameResult], info: dict[str, Any]) -> dict[str, Any]:

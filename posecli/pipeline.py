@@ -7,7 +7,7 @@ parsed into people. Sinks (``formats``) turn the results into documents.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ import torch
 
 from . import __version__
 from .defaults import DEFAULT_BATCH_SIZE
-from .errors import PoseCliError, UsageError
+from .errors import InputError, PoseCliError, UsageError
 from .families import CMU as CMU_FAMILY
 from .families import DECODERS, ModelFamily
 from .formats import FrameResult
@@ -29,7 +29,7 @@ from .model import PoseNet
 from .parse import ParseParams, Person, parse_batch
 from .preprocess import Geometry, check_net_height, plan_geometry, preprocess
 from .sinks import Sink
-from .video import FrameBatch, VideoInfo, VideoReader
+from .video import FrameBatch, VideoInfo, VideoReader, read_image
 from .weights.load import LoadedWeights, build_model, load_weights
 from .weights.metadata import public_metadata
 from .weights.store import resolve_weights
@@ -283,21 +283,41 @@ def selected_count(frames: slice | None, frame_count: int | None) -> int | None:
     return len(range(*(frames or slice(None)).indices(frame_count)))
 
 
-def process_images(images: Sequence[tuple[str, np.ndarray]], estimator: Estimator,
-                   sinks: Sequence[Sink], on_batch: Callable[[int], None] = lambda n: None) -> int:
+def read_images(paths: Iterable[str],
+                on_failure: Callable[[str, str], None]) -> Iterator[tuple[int, str, np.ndarray]]:
+    """Decode still images one at a time: (position in ``paths``, path, H x W x 3 uint8 RGB).
+
+    A file that cannot be read (missing, empty, not an image) is reported as
+    ``on_failure(path, reason)`` and skipped; the others are still yielded.
+    """
+    for index, path in enumerate(paths):
+        try:
+            image = read_image(path)
+        except InputError as exc:
+            on_failure(path, str(exc))
+            continue
+        yield index, path, image
+
+
+def process_images(images: Iterable[tuple[int, str, np.ndarray]], estimator: Estimator,
+                   sinks: Sequence[Sink], on_image: Callable[[int], None] = lambda n: None) -> int:
     """Pose estimation over decoded still images into ``sinks``, one frame per image, in order.
 
-    ``images``: (name, H x W x 3 uint8 RGB) pairs; the name becomes the frame's
-    ``file_name``. Returns the number of images processed.
+    ``images``: (index, name, H x W x 3 uint8 RGB) triples, as ``read_images``
+    yields them; the index becomes the frame's ``frame_index`` (the image's
+    position among the inputs), the name its ``file_name``. Returns the number of
+    images processed.
     """
-    for index, (name, image) in enumerate(images):
+    done = 0
+    for index, name, image in images:
         people = estimator(image[None])[0]
         batch = FrameBatch(image[None], np.array([index]), np.zeros(1))
         frame = FrameResult(index, 0.0, image.shape[1], image.shape[0], name, people)
         for sink in sinks:
             sink.add(batch, [frame])
-        on_batch(1)
-    return len(images)
+        done += 1
+        on_image(1)
+    return done
 
 
 def run_info(model: PoseModel, estimator: Estimator, source: dict[str, Any],

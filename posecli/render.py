@@ -1,4 +1,4 @@
-"""Draw skeletons on frames in OpenPose's style, and encode them as an MP4 video.
+"""Draw skeletons on frames in OpenPose's style; write them as an MP4 video or as images.
 
 ``draw_poses`` rasterises every limb of every person of a frame at once with
 numpy: each limb is a capsule (the points within half the line thickness of the
@@ -11,7 +11,8 @@ demo), joints are opaque discs drawn on top.
 with its skeletons, as H.264 (yuv420p, BT.709) in an MP4 that browsers play.
 Each output frame keeps its input timestamp (variable frame rates and
 ``--frames`` subsets included); the source's audio is copied into the final
-file (or converted to AAC when MP4 cannot hold its codec).
+file (or converted to AAC when MP4 cannot hold its codec). ``StillRenderSink``
+writes each processed still image, with its skeletons, to its own PNG or JPEG.
 """
 
 from __future__ import annotations
@@ -37,9 +38,10 @@ from .formats import FrameResult, temp_file_beside
 from .parse import Person
 from .sinks import Sink
 from .skeleton import LIMBS, NUM_PARTS, NUM_SEEDING_LIMBS, PART_COLOURS_RGB
+from .stills import write_still
 from .video import FrameBatch, VideoInfo, is_stream, stream_start
 
-__all__ = ["LIMB_ALPHA", "RenderSink", "default_thickness", "draw_poses"]
+__all__ = ["LIMB_ALPHA", "RenderSink", "StillRenderSink", "default_thickness", "draw_poses"]
 
 #: Opacity of limbs over the frame (OpenPose's demo blends its sticks at 0.6).
 LIMB_ALPHA = 0.6
@@ -195,6 +197,36 @@ def _half_chord(dy: np.ndarray, radius: float) -> np.ndarray:
 def _run_starts(counts: np.ndarray) -> np.ndarray:
     """Where each run begins in the concatenation of runs of ``counts`` lengths."""
     return np.cumsum(counts) - counts
+
+
+# --------------------------------------------------------------------------- still images
+
+
+class StillRenderSink(Sink):
+    """Writes each added image, skeletons drawn, to ``renders[frame.frame_index]``.
+
+    PNG or JPEG by the file's suffix (``stills.write_still``). Each file is
+    written atomically as its image is added; :meth:`discard` removes the ones
+    written, so an interrupted or failed run leaves no renders behind.
+    """
+
+    def __init__(self, renders: Sequence[Path]) -> None:
+        self.renders = list(renders)
+        self.written: list[Path] = []
+
+    def add(self, batch: FrameBatch, frames: list[FrameResult]) -> None:
+        for image, frame in zip(batch.images, frames):
+            dest = self.renders[frame.frame_index]
+            write_still(dest, draw_poses(image, frame.people))
+            self.written.append(dest)
+
+    def finish(self, info: dict[str, Any]) -> None:
+        """Nothing left to do: every render was written when its image was added."""
+
+    def discard(self) -> None:
+        for path in self.written:
+            path.unlink(missing_ok=True)
+        self.written = []
 
 
 # --------------------------------------------------------------------------- video

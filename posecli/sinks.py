@@ -1,4 +1,4 @@
-"""Where per-frame results go: whole documents, JSON-lines streams, (rendered video).
+"""Where per-frame results go: whole documents, JSON-lines and CSV streams, (rendered video).
 
 A sink receives each processed batch as it completes (``add``), then either
 ``finish(info)`` — write or close its output — or ``discard()`` — remove
@@ -27,6 +27,7 @@ from .formats import (
 from .video import FrameBatch, VideoInfo
 
 JSONL = "jsonl"
+CSV = "csv"  # written by posecli.csv_format
 
 
 class Sink:
@@ -117,8 +118,13 @@ class PeopleCounter(Sink):
         pass
 
 
-#: Every --format value: whole documents, or a JSON-lines stream.
-OUTPUT_FORMATS = (*FORMATS, JSONL)
+#: Every --format value: whole documents, a JSON-lines stream, or CSV rows.
+OUTPUT_FORMATS = (*FORMATS, JSONL, CSV)
+
+
+def output_suffix(fmt: str) -> str:
+    """The file suffix of an output in format ``fmt``: .jsonl, .csv, else .json."""
+    return {JSONL: ".jsonl", CSV: ".csv"}.get(fmt, ".json")
 
 
 def check_format(fmt: str) -> None:
@@ -132,6 +138,10 @@ def open_sink(fmt: str, out: str | Path) -> Sink:
     check_format(fmt)
     if fmt == JSONL:
         return JsonLinesSink(out)
+    if fmt == CSV:
+        from .csv_format import CsvSink  # builds on Sink: imported here, not at the top
+
+        return CsvSink(out)
     return DocumentSink(fmt, out)
 
 

@@ -17,10 +17,10 @@ from posecli.compare import (
     Tolerances,
     compare_files,
     match_people,
-    oks_matrix,
 )
 from posecli.errors import UsageError
 from posecli.formats import FrameResult, coco_document, write_json
+from posecli.oks import oks_matrix
 from posecli.parse import Person
 from posecli.skeleton import COCO17_SIGMAS, COCO18_NAMES
 

@@ -25,6 +25,7 @@ from posecli.lightweight.decode import (
     score_pairs,
 )
 from posecli.parse import parse_batch
+from posecli.parse.affinity import affinity_operators
 from posecli.parse.limbs import Connections, enumerate_pairs
 from posecli.pipeline import Estimator, PoseModel
 from posecli.preprocess import Geometry, plan_geometry
@@ -77,9 +78,8 @@ def _limb_score(paf_along: np.ndarray) -> tuple[float, bool]:
     channel_x = PAF_CHANNELS[LIMBS.index((1, 2))][0]
     pafs[channel_x, 16, 5:15] = torch.from_numpy(paf_along).float()
     pairs = enumerate_pairs(peaks)
-    eye = torch.eye(32)
-    columns = (pafs @ eye.T).transpose(1, 2).contiguous()
-    score, ok = score_pairs(pairs, peaks, columns, eye, DECODING)
+    eye = np.eye(32, dtype=np.float32)  # maps at full resolution: identity upsampling
+    score, ok = score_pairs(pairs, peaks, pafs, affinity_operators(eye, eye), DECODING)
     limb = pairs.limb.tolist().index(LIMBS.index((1, 2)))
     return float(score[limb]), bool(ok[limb])
 

@@ -22,7 +22,6 @@ from scipy.optimize import linear_sum_assignment
 
 from posecli.errors import UsageError
 from posecli.parse import ParseParams, Person, parse_batch
-from posecli.parse.peaks import local_maxima
 from posecli.preprocess import Geometry, plan_geometry
 from posecli.skeleton import LIMBS, NUM_PARTS, PAF_CHANNELS
 
@@ -482,6 +481,13 @@ def noisy_ideal_maps(geometry: Geometry, rng: np.random.Generator) -> tuple[np.n
     return heatmaps, pafs
 
 
+def people_maps(geometry: Geometry, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """Ideal maps of 6 people in 2 rows, parts anywhere between pixels."""
+    truth = crowd(6, geometry, rng, min_height=0.6, max_height=1.0, snap=False, rows=2)
+    heatmaps, pafs = (m[0].numpy() for m in render_maps(truth, geometry))
+    return heatmaps, pafs
+
+
 def _canonical(people: list[tuple[np.ndarray, float, int]]) -> list:
     return sorted(people, key=lambda p: tuple(p[0][:, :2].ravel()))
 
@@ -499,6 +505,8 @@ EQUIVALENCE_CASES = [
     ("random", 128, 96, 368, 15),
     ("random", 150, 200, 64, 16),  # maps downscaled to the frame
     ("random", 150, 200, 64, 17),
+    ("people", 1080, 1920, 368, 20),  # 1080p, landscape and portrait: the tiled peak
+    ("people", 1920, 1080, 368, 20),  # search over 2 million pixels a part
 ]
 
 
@@ -511,7 +519,7 @@ def equivalence_input(kind: str, height: int, width: int, net_height: int,
     over (both answers are right then): the first well-conditioned one is used.
     """
     geometry = plan_geometry(height, width, net_height)
-    make = noisy_ideal_maps if kind == "noisy" else random_fields
+    make = {"noisy": noisy_ideal_maps, "random": random_fields, "people": people_maps}[kind]
     for attempt in range(10):
         heatmaps, pafs = make(geometry, np.random.default_rng(1000 * seed + attempt))
         trace: dict = {}
@@ -644,17 +652,6 @@ def test_ear_shoulder_limbs_do_not_start_people():
     truth = np.round(np.array([head, ear_shoulder]))
     found = parse_people(truth, geometry, ParseParams(min_parts=2))
     assert_recovers(truth[:1], found)
-
-
-def test_plateaus_give_every_pixel_and_the_outside_counts_as_zero():
-    smoothed = torch.zeros(2, 5, 6)
-    smoothed[0, 2, 2:4] = 0.5  # a plateau of two pixels: both are peaks
-    smoothed[0, 0, 5] = 0.3  # a corner: the outside counts as 0
-    smoothed[0, 4, 0] = 0.1  # not above the threshold
-    smoothed[1] = 0.2  # flat everywhere: every pixel
-    peaks = local_maxima(smoothed, 0.1).tolist()
-    assert peaks[:3] == [[0, 0, 5], [0, 2, 2], [0, 2, 3]]
-    assert len(peaks) == 3 + 30
 
 
 def test_params_are_validated():

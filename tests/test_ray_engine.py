@@ -21,7 +21,7 @@ from test_cli import assert_one_line_error, run_cli
 
 ray = pytest.importorskip("ray")
 
-ARGS = ["--net-height", 64, "--quiet"]
+ARGS = ["--net-height", 64]
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def _summary(err: str) -> str:
 
 def test_same_bytes_manifest_summary_and_exit_code_as_local(videos, ray_address, tiny_weights,
                                                            capsys):
-    common = ["--weights", tiny_weights, *ARGS]
+    common = ["--weights", tiny_weights, "--track", *ARGS]  # tracking runs in the workers too
     code_local, _, err_local = run_cli(["batch", "videos", "--out-dir", "local", *common], capsys)
     code_ray, _, err_ray = run_cli(["batch", "videos", "--out-dir", "ray", "--engine", "ray",
                                     "--workers", 2, *common], capsys)

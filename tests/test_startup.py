@@ -30,6 +30,7 @@ def _imports_after(argv: list[str]) -> tuple[set[str], int]:
 
 @pytest.mark.parametrize("argv", [
     ["--help"], ["--version"], ["video", "--help"], ["batch", "--help"], ["compare", "--help"],
+    ["track", "--help"],
     ["weights", "path"], ["weights", "list"],
     ["video", "x.mp4", "--out", "o.json", "--net-height", "abc"],
     ["manifest", "--help"], ["batch", "x", "--out-dir", "o", "--shard", "2/2"],
@@ -49,6 +50,16 @@ def test_compare_does_not_import_torch(tmp_path) -> None:
                                   "-q"])
     assert code == 0
     assert "torch" not in heavy and "av" not in heavy
+
+
+def test_track_does_not_import_torch(tmp_path) -> None:
+    doc = (b'{"images": [{"id": 1, "frame_index": 0, "width": 10, "height": 10}],'
+           b' "annotations": []}')
+    (tmp_path / "a.json").write_bytes(doc)
+    heavy, code = _imports_after(["track", str(tmp_path / "a.json"), "--out",
+                                  str(tmp_path / "b.json")])
+    assert code == 0 and (tmp_path / "b.json").is_file()
+    assert "torch" not in heavy
 
 
 def test_version_and_python_dash_m() -> None:

@@ -19,6 +19,8 @@ from pycocotools.cocoeval import COCOeval
 from posecli import synth
 from posecli.errors import UsageError
 from posecli.skeleton import COCO17_NAMES
+from posecli.synth.clips import sample_clip, walker_position
+from posecli.synth.geometry import figure_geometry
 from posecli.video import read_batches, read_image
 
 K = {name: i for i, name in enumerate(COCO17_NAMES)}
@@ -194,7 +196,7 @@ def test_joint_limits_keep_elbows_and_knees_one_way():
     # A bent elbow brings the wrist forward (toward the camera), a bent knee the ankle back.
     bent = replace(synth.Pose(), left_arm=synth.Limb(bend=math.pi / 2),
                    left_leg=synth.Limb(bend=math.pi / 2))
-    geo = synth._figure_geometry(synth.Figure(synth.Body(), bent, synth.Outfit(), 100, 50, 50))
+    geo = figure_geometry(synth.Figure(synth.Body(), bent, synth.Outfit(), 100, 50, 50))
     assert geo.points["left_wrist"][2] < geo.points["left_elbow"][2] - 10
     assert geo.points["left_ankle"][2] > geo.points["left_knee"][2] + 10
 
@@ -234,6 +236,59 @@ def test_video_frames_and_ground_truth(dataset):
     assert dataset.video_people == len(gt.dataset["annotations"])
 
 
+def test_clip_truth_carries_identities(dataset):
+    doc = orjson.loads(dataset.video_annotations[0].read_bytes())
+    ids = [a["track_id"] for a in doc["annotations"]]
+    assert all(isinstance(i, int) and i >= 1 for i in ids)
+    assert list(dict.fromkeys(ids)) == list(range(1, len(set(ids)) + 1))  # first appearance
+    for image in doc["images"]:
+        in_frame = [a["track_id"] for a in doc["annotations"] if a["image_id"] == image["id"]]
+        assert len(in_frame) == len(set(in_frame))
+
+
+def _tracks(seed: int, frames: int, people: int = 2, size: int = 96):
+    """Per track id: {frame: (mean x of labelled keypoints, keypoints, id map, figure)}."""
+    tracks: dict[int, dict[int, tuple]] = {}
+    rng = np.random.default_rng(seed)
+    for index, _, scene, ids in synth.clip_scenes(rng, size, size, frames, 10.0, people, people):
+        for figure, (area, keypoints) in enumerate(zip(scene.areas, scene.keypoints)):
+            labelled = keypoints[:, 2] > 0
+            if area > 0 and labelled.any():
+                tracks.setdefault(ids[figure], {})[index] = (
+                    keypoints[labelled, 0].mean(), keypoints, scene.id_map, figure)
+    return tracks
+
+
+def test_walkers_cross_and_the_nearer_one_hides_the_other():
+    tracks = _tracks(seed=3, frames=40)
+    assert set(tracks) == {1, 2}
+    both = sorted(set(tracks[1]) & set(tracks[2]))
+    order = np.sign([tracks[1][k][0] - tracks[2][k][0] for k in both])
+    assert (order[:-1] != order[1:]).any()  # their left-to-right order swaps: they cross
+    hidden_by_other = 0
+    for track in (1, 2):
+        for k in both:
+            _, keypoints, id_map, figure = tracks[track][k]
+            for x, y, v in keypoints:
+                if v == 1 and id_map[round(y), round(x)] not in (0, figure + 1):
+                    hidden_by_other += 1
+    assert hidden_by_other > 0
+
+
+def test_walkers_leave_and_come_back_as_the_same_person():
+    background, light, motions = sample_clip(np.random.default_rng(5), 96, 96, 1, 1)
+    [walker] = [m for m in motions if m.kind == "walk"] or [None]
+    assert walker is not None and walker.turn_low < 0 and walker.turn_high > 95
+    period = 2 * (walker.turn_high - walker.turn_low) / walker.speed
+    xs = [walker_position(walker, t)[0] for t in np.linspace(0, period, 200)]
+    assert min(xs) == pytest.approx(walker.turn_low, abs=walker.speed * period / 100)
+    assert max(xs) == pytest.approx(walker.turn_high, abs=walker.speed * period / 100)
+    tracks = _tracks(seed=5, frames=int(period * 10) + 10, people=1)
+    [(track_id, seen)] = tracks.items()
+    frames = sorted(seen)
+    assert track_id == 1 and (np.diff(frames) > 1).any()  # out of sight, then back
+
+
 def test_odd_video_size_is_rounded_down(tmp_path):
     summary = synth.generate_dataset(tmp_path, images=0, width=65, height=47, videos=1,
                                      video_frames=2, max_people=1)
@@ -245,13 +300,13 @@ def test_odd_video_size_is_rounded_down(tmp_path):
 
 def test_walkers_move_smoothly():
     rng = np.random.default_rng(4)
-    motion = synth._sample_motion(rng, 200, 150, 0.5)
+    motion = synth.sample_motion(rng, 200, 150, 0.5)
     while motion.kind != "walk":
-        motion = synth._sample_motion(rng, 200, 150, 0.5)
-    xs = [synth._figure_at(motion, t / 10).x for t in range(10)]
+        motion = synth.sample_motion(rng, 200, 150, 0.5)
+    xs = [synth.figure_at(motion, t / 10).x for t in range(10)]
     steps = np.diff(xs)
     assert np.allclose(steps, steps[0]) and steps[0] * motion.side > 0
-    ankles = [synth._figure_geometry(synth._figure_at(motion, t / 50)).points["left_ankle"][0]
+    ankles = [figure_geometry(synth.figure_at(motion, t / 50)).points["left_ankle"][0]
               for t in range(50)]
     assert np.abs(np.diff(ankles)).max() < 0.1 * motion.base.height
 

@@ -17,7 +17,7 @@ from conftest import TINY, save_png
 
 from posecli.cli import main
 from posecli.errors import InputError, UsageError, WeightsError
-from posecli.model import PoseNet
+from posecli.model import ModelConfig, PoseNet
 from posecli.pipeline import Estimator, PoseModel
 from posecli.skeleton import COCO17_NAMES, COCO17_SKELETON
 from posecli.train import Augment, CocoPoseDataset, TrainOptions, load_vgg, loop, pose_loss, train
@@ -448,6 +448,7 @@ def test_cli_train_and_resume(tmp_path, dataset_files, capsys):
     (["--annotations", "{tmp}/missing.json"], "annotation file not found"),
     (["--optimizer", "rmsprop"], "--optimizer must be one of"),
     (["--vgg-widths", "4,4"], "bad --vgg-widths"),
+    (["--width-mult", "0"], "bad --width-mult 0.0"),
     (["--crop", "60"], "--crop must be a multiple of 8"),
     (["--vgg", "{tmp}/none.pth"], "VGG weights file not found"),
 ])
@@ -462,6 +463,16 @@ def test_cli_train_bad_inputs(tmp_path, dataset_files, capsys, args, fragment):
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("posecli: error: "), err
     assert fragment in lines[0]
+
+
+def test_width_mult_scales_every_default_width():
+    """--width-mult 0.25 with 3 stages is the demo model's layout."""
+    from posecli.cli.train import model_config
+
+    config = model_config(3, 0.25, None, None, None, None, None, 3)
+    assert config.vgg_widths == (16, 32, 64, 128) and config.cpm_widths == (64, 32)
+    assert (config.stage1_width, config.stage1_hidden, config.refine_width) == (32, 128, 32)
+    assert model_config(6, 1.0, None, None, None, None, None, 7) == ModelConfig()
 
 
 def test_cli_train_needs_inputs(capsys):

@@ -9,7 +9,7 @@ posecli synth data/synth_val --images 200 --width 256 --height 256 --seed 2 --qu
     --videos 2 --video-frames 40
 # Steps 0-1500 on the 200-image set (lr 5e-4) ...
 posecli train --images data/synth200 --annotations data/synth200/annotations.json \
-    --out data/demo_run --width 0.25 --stages 3 --refine-kernel 3 --crop 184 \
+    --out data/demo_run --width-mult 0.25 --stages 3 --refine-kernel 3 --crop 184 \
     --batch-size 8 --lr 5e-4 --warmup-steps 50 --threads 1 --num-workers 1 \
     --checkpoint-every 200 --steps 1500 --quiet
 # ... then on the 2000-image set at lr 1e-3 (STEPS: see the note in the model's metadata).

@@ -28,6 +28,7 @@ from .plan import Job
 
 if TYPE_CHECKING:
     from ..pipeline import Estimator, PoseModel
+    from ..track.params import TrackParams
 
 #: Runs one job into its outputs; returns (frames, people).
 RunOne = Callable[[Job], tuple[int, int]]
@@ -41,21 +42,26 @@ class VideoJobRunner:
 
     ``fmt``: an output format (``sinks.OUTPUT_FORMATS``); ``on_frames``: called
     with the number of frames of each finished batch; ``on_warning``: one-line
-    warnings (skipped packets...).
+    warnings (skipped packets...); ``tracking``: track ids (and smoothing) for
+    every person, None for none.
     """
 
     def __init__(self, model: PoseModel, estimator: Estimator, fmt: str, batch_size: int,
                  on_frames: Callable[[int], None] = lambda n: None,
-                 on_warning: Callable[[str], None] | None = None) -> None:
+                 on_warning: Callable[[str], None] | None = None,
+                 tracking: TrackParams | None = None) -> None:
         self.model, self.estimator = model, estimator
         self.fmt, self.batch_size = fmt, batch_size
         self.on_frames, self.on_warning = on_frames, on_warning
+        self.tracking = tracking
 
     def __call__(self, job: Job) -> tuple[int, int]:
         """Process ``job``; returns (frames, people). Raises PoseCliError for a bad
         input and KeyboardInterrupt when interrupted (its outputs are then discarded)."""
         from ..pipeline import run_video_to_sinks
         from ..sinks import PeopleCounter, open_outputs
+        from ..track.params import tracking_options
+        from ..track.stage import tracked
         from ..video import VideoReader
 
         job.output.parent.mkdir(parents=True, exist_ok=True)
@@ -63,10 +69,11 @@ class VideoJobRunner:
             job.render.parent.mkdir(parents=True, exist_ok=True)
         with VideoReader(str(job.source), self.batch_size, on_warning=self.on_warning) as reader:
             counter = PeopleCounter()
-            sinks = [*open_outputs(self.fmt, job.output, job.render, reader.info), counter]
+            outputs = open_outputs(self.fmt, job.output, job.render, reader.info)
+            sinks = [*tracked(outputs, self.tracking), counter]
             run = run_video_to_sinks(reader, self.model, self.estimator, sinks,
                                      lambda frames: self.on_frames(frames),
-                                     keep_incomplete=False)
+                                     tracking_options(self.tracking), keep_incomplete=False)
         return run.frames_processed, counter.people
 
 
@@ -74,7 +81,8 @@ class VideoJobRunner:
 class RunnerSpec:
     """How to build a :class:`VideoJobRunner`: picklable, so every engine's workers
     build theirs the same way. ``weights``: a weights file path (resolved by the
-    caller); ``device``: as ``--device`` (resolved where the runner is built)."""
+    caller); ``device``: as ``--device`` (resolved where the runner is built);
+    ``tracking``: as for :class:`VideoJobRunner`."""
 
     weights: str
     device: str
@@ -82,6 +90,7 @@ class RunnerSpec:
     params: ParseParams
     fmt: str
     batch_size: int
+    tracking: TrackParams | None = None
 
     def build(self, on_frames: Callable[[int], None] = lambda n: None,
               on_warning: Callable[[str], None] | None = None,
@@ -92,15 +101,21 @@ class RunnerSpec:
         model = load_model(self.weights, device or self.device)
         estimator = Estimator(model, self.net_height, self.params,
                               on_warning or (lambda message: None))
-        return VideoJobRunner(model, estimator, self.fmt, self.batch_size, on_frames, on_warning)
+        return VideoJobRunner(model, estimator, self.fmt, self.batch_size, on_frames, on_warning,
+                              self.tracking)
 
 
 def is_complete(output: Path) -> bool:
     """Whether ``output`` is a finished posecli output (a half-written one never is).
 
     Documents must parse and say ``info.complete``; JSON-lines files (which only
-    appear when finished) must have every line parse.
+    appear when finished) must have every line parse; CSV files need their
+    ``.info.json`` sidecar (:func:`posecli.csv_format.csv_is_complete`).
     """
+    if output.suffix == ".csv":
+        from ..csv_format import csv_is_complete
+
+        return csv_is_complete(output)
     try:
         data = output.read_bytes()
     except OSError:

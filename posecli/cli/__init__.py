@@ -1,7 +1,7 @@
 """The ``posecli`` command line: options in, pipeline wired, one line per error.
 
 One module per command (``video``, ``image``, ``batch``, ``synth``, ``train``
-and ``eval``, ``compare``, ``weights``), shared option declarations in
+and ``eval``, ``compare``, ``track``, ``weights``), shared option declarations in
 ``options``, stderr output in ``console``, the app and its entry point in
 ``app``. No math lives here.
 """

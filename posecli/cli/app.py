@@ -21,9 +21,11 @@ from ..interrupts import ESTIMATE_THREAD
 from .batch import batch
 from .compare import compare
 from .console import stderr_console
+from .help import PlainHelpCommand
 from .image import image
 from .manifest import manifest_app
 from .synth import synth
+from .track import track
 from .train import eval_command, train_command
 from .video import video
 from .weights import weights_app
@@ -52,13 +54,14 @@ def _root(
     """Multi-person 2D pose estimation over video and images (OpenPose CPM/PAF)."""
 
 
-app.command()(video)
-app.command()(image)
-app.command()(batch)
-app.command()(synth)
-app.command("train")(train_command)
-app.command("eval")(eval_command)
-app.command()(compare)
+app.command(cls=PlainHelpCommand)(video)
+app.command(cls=PlainHelpCommand)(image)
+app.command(cls=PlainHelpCommand)(batch)
+app.command(cls=PlainHelpCommand)(synth)
+app.command("train", cls=PlainHelpCommand)(train_command)
+app.command("eval", cls=PlainHelpCommand)(eval_command)
+app.command(cls=PlainHelpCommand)(compare)
+app.command(cls=PlainHelpCommand)(track)
 app.add_typer(weights_app, name="weights")
 app.add_typer(manifest_app, name="manifest")
 

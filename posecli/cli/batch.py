@@ -8,6 +8,7 @@ import typer
 
 from .. import __version__
 from ..errors import Interrupted
+from ..track.params import tracking_options
 from .console import count, progress_bars, say, warn
 from .options import (
     BATCH,
@@ -22,36 +23,49 @@ from .options import (
     QUIET,
     SAMPLES,
     SIGMA,
+    SMOOTH,
+    SMOOTH_BETA,
+    SMOOTH_MIN_CUTOFF,
+    TRACK,
+    TRACK_BUFFER,
+    TRACK_MIN_OKS,
     WEIGHTS,
     parse_params,
+    track_params,
 )
 
 
 def batch(
-    inputs: list[str] = typer.Argument(..., help="Video files, directories (recursive) or globs."),
-    out_dir: Path = typer.Option(..., "--out-dir", "-d", help="Folder for the outputs."),
+    inputs: list[str] = typer.Argument(
+        ..., metavar="INPUT...", help="Video files, directories (searched recursively for "
+        "video files) or quoted glob patterns."),
+    out_dir: Path = typer.Option(..., "--out-dir", "-d", metavar="OUT_DIR",
+                                 help="Folder for the outputs (mirrors the input paths)."),
     skip_existing: bool = typer.Option(
         False, "--skip-existing", help="Skip inputs whose complete output already exists."),
     manifest: Path | None = typer.Option(
-        None, "--manifest", help="Where to write the manifest (default OUT_DIR/manifest.json, "
-        "or OUT_DIR/manifest-K-of-N.json with --shard)."),
+        None, "--manifest", metavar="FILE",
+        help="Where to write the manifest (default: OUT_DIR/manifest.json, or "
+             "OUT_DIR/manifest-K-of-N.json with --shard)."),
     render_dir: Path | None = typer.Option(
-        None, "--render-dir", help="Also write an annotated MP4 per input, mirrored here."),
+        None, "--render-dir", metavar="DIR",
+        help="Also write each input's frames with skeletons drawn as an MP4 under DIR "
+             "(mirroring the input paths)."),
     engine: str = typer.Option(
-        "local", "--engine", help="local (this process) or ray (workers on a Ray cluster, "
-        "or on a local Ray instance; pip install 'posecli[ray]')."),
+        "local", "--engine", metavar="ENGINE", help="local (this process) or ray (workers on "
+        "a Ray cluster, or on a local Ray instance; pip install 'posecli[ray]')."),
     ray_address: str | None = typer.Option(
-        None, "--ray-address", help="With --engine ray: auto (the cluster this runs in), "
-        "HOST:PORT, or ray://HOST:PORT (default: a new local Ray instance)."),
+        None, "--ray-address", metavar="ADDRESS", help="With --engine ray: auto (the cluster "
+        "this runs in), HOST:PORT, or ray://HOST:PORT (default: a new local Ray instance)."),
     workers: int | None = typer.Option(
-        None, "--workers", min=1, help="With --engine ray: workers, each with its own model "
-        "(default: as many as the cluster's CPUs and GPUs hold)."),
+        None, "--workers", min=1, metavar="N", help="With --engine ray: workers, each with "
+        "its own model (default: as many as the cluster's CPUs and GPUs hold)."),
     gpus_per_worker: float = typer.Option(
-        0.0, "--gpus-per-worker", min=0.0, help="With --engine ray: GPUs per worker; "
-        "fractions let workers share a GPU (e.g. 0.5)."),
+        0.0, "--gpus-per-worker", min=0.0, metavar="G", help="With --engine ray: GPUs per "
+        "worker; fractions let workers share a GPU (e.g. 0.5)."),
     shard: str | None = typer.Option(
-        None, "--shard", help="K/N: only shard K of N of the inputs (0 <= K < N), for job "
-        "arrays; merge the shards' manifests with posecli manifest merge."),
+        None, "--shard", metavar="K/N", help="Only shard K of N of the inputs (0 <= K < N), "
+        "for job arrays; merge the shards' manifests with posecli manifest merge."),
     weights: str | None = WEIGHTS,
     device: str = DEVICE,
     batch_size: int = BATCH,
@@ -65,8 +79,18 @@ def batch(
     paf_min_fraction: float = PAF_FRACTION,
     min_parts: int = MIN_PARTS,
     min_score: float = MIN_SCORE,
+    track: bool = TRACK,
+    track_buffer: float = TRACK_BUFFER,
+    track_min_oks: float = TRACK_MIN_OKS,
+    smooth: bool = SMOOTH,
+    smooth_min_cutoff: float = SMOOTH_MIN_CUTOFF,
+    smooth_beta: float = SMOOTH_BETA,
 ) -> None:
-    """Process many videos with one model load; outputs mirror the input tree.
+    """Estimate poses in many videos with one model load.
+
+    Each input's output mirrors its path under OUT_DIR (videos/a/b.mp4 ->
+    OUT_DIR/videos/a/b.json). A file that fails is reported and the batch goes
+    on (exit code 1 at the end); OUT_DIR/manifest.json records every file.
 
     Example: posecli batch videos/ --out-dir poses/ --skip-existing
     """
@@ -85,19 +109,21 @@ def batch(
     part = Shard.parse(shard) if shard is not None else None
     choice = EngineChoice(engine, ray_address, workers, gpus_per_worker)
     choice.check(device)
-    from ..sinks import JSONL, check_format
+    from ..sinks import check_format, output_suffix
     from ..weights.store import resolve_weights
 
     params = parse_params(smoothing_sigma, peak_threshold, paf_samples, paf_threshold,
                           paf_min_fraction, min_parts, min_score)
+    tracking = track_params(track, track_buffer, track_min_oks, smooth, smooth_min_cutoff,
+                            smooth_beta)
     check_format(fmt)
-    jobs = plan_jobs(inputs, out_dir, ".jsonl" if fmt == JSONL else ".json", render_dir)
+    jobs = plan_jobs(inputs, out_dir, output_suffix(fmt), render_dir)
     header = {"tool": "posecli", "version": __version__}
     if part is not None:
         header["shard"] = part.describe(jobs, out_dir)
         jobs = part.select(jobs, out_dir)
     spec = RunnerSpec(str(resolve_weights(weights).absolute()), device, net_height, params,
-                      fmt, batch_size)
+                      fmt, batch_size, tracking)
     with choice.session() as session:
         prepare_dir(out_dir)
         if render_dir is not None:
@@ -113,14 +139,16 @@ def batch(
             run = session.engine(spec, runner, len(jobs), progress.advance, warn)
             report = run_batch(jobs, run, skip_existing, done)
         header.update({"model": runner.model.describe(),
-                       "options": {**runner.estimator.options(), "format": fmt},
+                       "options": {**runner.estimator.options(), "format": fmt,
+                                   **tracking_options(tracking)},
                        "engine": session.describe()})
         default_name = part.manifest_name if part is not None else MANIFEST_NAME
         write_manifest(manifest or out_dir / default_name, report, header)
     totals = report.totals()
-    say(f"posecli: {count(totals['files'], 'file')}: {totals['ok']} ok, {totals['skipped']} "
-        f"skipped, {totals['failed']} failed; {totals['frames']} frames, "
-        f"{totals['people']} people, {totals['fps']:.1f} fps")
+    if not quiet:
+        say(f"posecli: {count(totals['files'], 'file')}: {totals['ok']} ok, {totals['skipped']} "
+            f"skipped, {totals['failed']} failed; {totals['frames']} frames, "
+            f"{totals['people']} people, {totals['fps']:.1f} fps")
     if report.interrupted:
         raise Interrupted("interrupted: finished outputs kept, those in progress discarded")
     if totals["failed"]:

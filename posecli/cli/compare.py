@@ -25,45 +25,59 @@ _LOG_WIDTH = 120
 
 
 def compare(
-    expected: Path = typer.Argument(..., help="Reference output (--format coco or jsonl)."),
-    actual: Path = typer.Argument(..., help="Output to check (same formats), or - for stdin."),
+    expected: Path = typer.Argument(..., metavar="EXPECTED",
+                                    help="Reference output (--format coco or jsonl)."),
+    actual: Path = typer.Argument(..., metavar="ACTUAL",
+                                  help="Output to check (same formats), or - for stdin."),
     min_oks: float = typer.Option(
-        _DEFAULTS.min_oks, "--min-oks", min=0.0, max=1.0,
+        _DEFAULTS.min_oks, "--min-oks", min=0.0, max=1.0, metavar="OKS",
         help="Minimum OKS of every matched person."),
     max_missing: int = typer.Option(
-        _DEFAULTS.max_missing, "--max-missing", min=0,
+        _DEFAULTS.max_missing, "--max-missing", min=0, metavar="N",
         help="Expected people without a match allowed per frame."),
     max_extra: int = typer.Option(
-        _DEFAULTS.max_extra, "--max-extra", min=0,
+        _DEFAULTS.max_extra, "--max-extra", min=0, metavar="N",
         help="Actual people without a match allowed per frame."),
     max_diff_frames: float = typer.Option(
-        _DEFAULTS.max_diff_frames, "--max-diff-frames", min=0.0, max=1.0,
-        help="Fraction of frames (0 to 1) allowed to differ."),
+        _DEFAULTS.max_diff_frames, "--max-diff-frames", min=0.0, max=1.0, metavar="FRACTION",
+        help="Fraction of the frames (0 to 1, not a count) allowed to differ."),
     max_drift: float | None = typer.Option(
         None, "--max-drift", min=0.0, metavar="PX",
         help="Largest keypoint displacement in pixels allowed per matched person (default: "
              "not checked)."),
     match_floor: float = typer.Option(
-        _DEFAULTS.match_floor, "--match-floor", min=0.0, max=1.0,
-        help="OKS a pair needs to count as the same person at all."),
-    rows: int = typer.Option(20, "--rows", min=0, help="Differing frames listed in the table."),
+        _DEFAULTS.match_floor, "--match-floor", min=0.0, max=1.0, metavar="OKS",
+        help="OKS a pair needs to count as the same person at all (below it: one missing "
+             "and one extra person)."),
+    same_ids: bool = typer.Option(
+        False, "--same-ids", help="Also require the same identities (track ids, up to "
+        "renaming); ID switches are counted over the matched people."),
+    max_id_switches: int = typer.Option(
+        _DEFAULTS.max_id_switches, "--max-id-switches", min=0, metavar="N",
+        help="ID switches allowed in all with --same-ids."),
+    rows: int = typer.Option(20, "--rows", min=0, metavar="N",
+                             help="Differing frames listed in the table."),
     json_out: bool = typer.Option(
         False, "--json", help="Print the full result (every frame) as JSON instead of a table."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the summary line."),
+    quiet: bool = typer.Option(False, "--quiet", "-q",
+                               help="Print only the PASS/FAIL summary line."),
 ) -> None:
-    """Compare two outputs of the same video; exit 1 when they differ beyond tolerance.
+    """Check an output against a reference output of the same video.
 
     People are matched per frame by COCO's object keypoint similarity (OKS).
     A frame differs when a matched person's OKS is below --min-oks (or a
     keypoint moved more than --max-drift pixels), or when more people than
     --max-missing / --max-extra have no match. The check fails when more than
-    --max-diff-frames of the frames differ. Exit codes: 0 pass, 1 fail, 2 bad input.
+    --max-diff-frames of the frames differ. With --same-ids, it also fails when
+    more than --max-id-switches matched people changed identity (track_id) from
+    the other file's. Exit codes: 0 pass, 1 fail, 2 bad input.
 
     Example: posecli compare expected.json actual.json --min-oks 0.9
     """
     tolerances = Tolerances(min_oks=min_oks, max_missing=max_missing, max_extra=max_extra,
                             max_diff_frames=max_diff_frames, max_drift=max_drift,
-                            match_floor=match_floor)
+                            match_floor=match_floor, same_ids=same_ids,
+                            max_id_switches=max_id_switches)
     result = compare_files(expected, actual, tolerances)
     if json_out:
         sys.stdout.buffer.write(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
@@ -100,9 +114,10 @@ def summary_line(result: CompareResult) -> str:
     oks = "n/a" if s.worst_oks is None else f"{s.worst_oks:.3f} (frame {s.worst_oks_frame})"
     drift = ("n/a" if s.max_drift_px is None
              else f"{s.max_drift_px:.2f} px (frame {s.max_drift_frame})")
+    switches = "" if s.id_switches is None else f"; ID switches {s.id_switches}"
     return (f"{verdict}: {s.frames_compared} frames compared, {s.frames_differing} differ "
             f"({100 * s.diff_fraction:.1f}%); worst OKS {oks}; max drift {drift}; "
-            f"missing {s.missing}, extra {s.extra}")
+            f"missing {s.missing}, extra {s.extra}{switches}")
 
 
 def _table(frames: list[FrameComparison]) -> Table:
@@ -125,6 +140,6 @@ def _table(frames: list[FrameComparison]) -> Table:
             "" if drift is None else f"{drift:.2f}",
             str(len(frame.missing)),
             str(len(frame.extra)),
-            Text("; ".join(frame.reasons)),
+            Text("; ".join([*frame.reasons, *frame.id_switches])),
         )
     return table

@@ -39,6 +39,22 @@ def count(number: int, noun: str, plural: str | None = None) -> str:
     return f"{number} {noun if number == 1 else plural or noun + 's'}"
 
 
+def run_summary(done: int, noun: str, rate_unit: str, people: int, seconds: float,
+                outputs: list[str], failed: int = 0) -> str:
+    """The line ``video`` and ``image`` print when they finish, e.g.
+    ``posecli: 20 frames, 70 people in 3.1 s (6.4 fps) -> poses.json``.
+
+    ``done`` items (``noun``) in ``seconds`` of processing (after the model has
+    loaded), their rate in ``rate_unit``; ``outputs``: the files written (``-``
+    is shown as stdout); ``failed``: inputs that could not be read.
+    """
+    rate = done / seconds if seconds > 0 else 0.0
+    written = ", ".join("stdout" if out == "-" else out for out in outputs)
+    failures = f", {failed} failed" if failed else ""
+    return (f"posecli: {count(done, noun)}, {count(people, 'person', 'people')} in "
+            f"{seconds:.1f} s ({rate:.1f} {rate_unit}){failures} -> {written}")
+
+
 class _RateColumn(ProgressColumn):
     """Frames per second since the task started."""
 

@@ -1,10 +1,20 @@
-"""``posecli image``: still images into one output file, one image entry per input."""
+"""``posecli image``: still images into one output file, one image entry per input.
+
+Like ``batch``, a file that cannot be read is reported (``posecli: failed: PATH:
+reason``) and the others go on; the exit code is then 1. When no input can be
+read, nothing is written (and a single input's error is the one line printed).
+"""
 
 from __future__ import annotations
 
+import time
+from itertools import chain
+from pathlib import Path
+
 import typer
 
-from .console import progress_bars, warn
+from ..errors import InputError
+from .console import count, progress_bars, run_summary, say, warn
 from .options import (
     DEVICE,
     FORMAT,
@@ -24,8 +34,13 @@ from .options import (
 
 
 def image(
-    inputs: list[str] = typer.Argument(..., help="Image files (PNG, JPEG, ...)."),
+    inputs: list[str] = typer.Argument(..., metavar="IMAGE...",
+                                       help="Image files (PNG, JPEG, ...)."),
     out: str = OUT,
+    render: Path | None = typer.Option(
+        None, "--render", metavar="DIR",
+        help="Also write each image with its skeletons drawn into DIR (same file name; "
+             "JPEG for .jpg/.jpeg inputs, else PNG). Never overwrites an input."),
     weights: str | None = WEIGHTS,
     device: str = DEVICE,
     net_height: int | None = NET_HEIGHT,
@@ -39,29 +54,63 @@ def image(
     min_parts: int = MIN_PARTS,
     min_score: float = MIN_SCORE,
 ) -> None:
-    """Estimate poses in images; write one JSON file with one image entry per input.
+    """Estimate poses in images; write one output file.
 
-    Example: posecli image a.jpg b.png --out poses.json
+    One image entry per input, in order. A file that cannot be read is
+    reported and skipped (exit code 1 at the end); when none can be read,
+    nothing is written.
+
+    Example: posecli image a.jpg b.png --out poses.json --render annotated/
     """
+    from ..batch import prepare_dir
     from ..formats import check_output_path
-    from ..pipeline import Estimator, load_model, process_images, run_info
-    from ..sinks import check_format, open_sink
-    from ..video import read_image
+    from ..pipeline import Estimator, load_model, process_images, read_images, run_info
+    from ..render import StillRenderSink
+    from ..sinks import PeopleCounter, check_format, open_sink
+    from ..stills import plan_renders
 
     params = parse_params(smoothing_sigma, peak_threshold, paf_samples, paf_threshold,
                           paf_min_fraction, min_parts, min_score)
     check_format(fmt)
     check_output_path(out)
-    # Every image is decoded once, and so checked, before the model loads.
-    images = [(path, read_image(path)) for path in inputs]
-    model = load_model(weights, device)
-    estimator = Estimator(model, net_height, params, warn)
-    sink = open_sink(fmt, out)
-    try:
-        with progress_bars(quiet) as progress:
-            progress.start(len(inputs))
-            count = process_images(images, estimator, [sink], progress.advance)
-        sink.finish(run_info(model, estimator, {"paths": list(inputs)}, count))
-    except BaseException:
-        sink.discard()
-        raise
+    renders = plan_renders(inputs, render) if render is not None else None
+    failed: list[str] = []
+    with progress_bars(quiet) as progress:
+        progress.start(len(inputs))
+
+        def report_failure(path: str, reason: str) -> None:
+            if len(inputs) == 1:  # one input: its error is the one line, as for video
+                raise InputError(reason)
+            failed.append(path)
+            progress.advance(1)
+            say(f"posecli: failed: {path}: {reason}")
+
+        images = read_images(inputs, report_failure)
+        first = next(images, None)  # the model loads only once an image could be read
+        if first is None:
+            raise InputError(f"no image could be read ({count(len(inputs), 'input')} "
+                             "failed); nothing written")
+        model = load_model(weights, device)
+        estimator = Estimator(model, net_height, params, warn)
+        if render is not None:
+            prepare_dir(render)
+        people = PeopleCounter()
+        sinks = [open_sink(fmt, out), people]
+        if renders is not None:
+            sinks.append(StillRenderSink(renders))
+        started = time.monotonic()
+        try:
+            done = process_images(chain([first], images), estimator, sinks, progress.advance)
+            info = run_info(model, estimator, {"paths": list(inputs), "failed": failed}, done)
+            for sink in sinks:
+                sink.finish(info)
+        except BaseException:
+            for sink in sinks:
+                sink.discard()
+            raise
+    if not quiet:
+        written = [out] if render is None else [out, f"{render}/"]
+        say(run_summary(done, "image", "images/s", people.people,
+                        time.monotonic() - started, written, failed=len(failed)))
+    if failed:
+        raise typer.Exit(1)

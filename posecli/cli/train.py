@@ -28,7 +28,7 @@ from .options import (
     PAF_FRACTION,
     PAF_THRESHOLD,
     PEAK,
-    QUIET,
+    QUIET_PROGRESS,
     SAMPLES,
     SIGMA,
     WEIGHTS,
@@ -41,7 +41,7 @@ _AUGMENT_FIELDS = {
     "augment": "enabled", "target_height": "target_height", "max_rotation": "max_rotation",
     "flip_prob": "flip_prob", "center_jitter": "center_jitter",
 }
-_MODEL_PARAMS = ("stages", "width", "vgg_widths", "cpm_widths", "stage1_width",
+_MODEL_PARAMS = ("stages", "width_mult", "vgg_widths", "cpm_widths", "stage1_width",
                  "stage1_hidden", "refine_width", "refine_kernel")
 
 
@@ -58,15 +58,15 @@ def _widths(text: str | None, count: int, name: str) -> tuple[int, ...] | None:
     return values
 
 
-def model_config(stages: int, width: float, vgg_widths: str | None, cpm_widths: str | None,
-                 stage1_width: int | None, stage1_hidden: int | None,
+def model_config(stages: int, width_mult: float, vgg_widths: str | None,
+                 cpm_widths: str | None, stage1_width: int | None, stage1_hidden: int | None,
                  refine_width: int | None, refine_kernel: int) -> ModelConfig:
-    """A ModelConfig: every default width times ``width``, then explicit widths."""
-    if width <= 0:
-        raise UsageError(f"bad --width {width}: expected a positive multiplier")
+    """A ModelConfig: every default channel width times ``width_mult``, then explicit widths."""
+    if width_mult <= 0:
+        raise UsageError(f"bad --width-mult {width_mult}: expected a positive multiplier")
 
     def scaled(value: int) -> int:
-        return max(1, round(value * width))
+        return max(1, round(value * width_mult))
 
     try:
         return ModelConfig(
@@ -91,70 +91,94 @@ def _given(ctx: typer.Context, name: str) -> bool:
 
 def train_command(
     ctx: typer.Context,
-    images: str | None = typer.Option(None, "--images", help="Folder of the training images."),
+    images: str | None = typer.Option(None, "--images", metavar="DIR",
+                                      help="Folder of the training images."),
     annotations: str | None = typer.Option(
-        None, "--annotations", help="COCO person keypoints annotation file (JSON)."),
+        None, "--annotations", metavar="FILE",
+        help="COCO person keypoints annotation file (JSON)."),
     out: str | None = typer.Option(
-        None, "--out", "-o", help="Output folder for checkpoints and train_log.csv."),
-    steps: int = typer.Option(1000, "--steps", help="Train until this many optimizer steps."),
-    batch_size: int = typer.Option(8, "--batch-size", help="Images per step (per process)."),
-    lr: float = typer.Option(1e-4, "--lr", help="Base learning rate."),
-    optimizer: str = typer.Option("adam", "--optimizer", help="adam or sgd (with momentum)."),
-    momentum: float = typer.Option(0.9, "--momentum", help="SGD momentum."),
-    weight_decay: float = typer.Option(0.0, "--weight-decay", help="L2 weight decay."),
-    warmup_steps: int = typer.Option(0, "--warmup-steps", help="Linear learning-rate warm-up."),
-    schedule: str = typer.Option("constant", "--schedule",
+        None, "--out", "-o", metavar="DIR",
+        help="Output folder for checkpoints and train_log.csv."),
+    steps: int = typer.Option(1000, "--steps", metavar="N",
+                              help="Train until this many optimizer steps."),
+    batch_size: int = typer.Option(8, "--batch-size", metavar="N",
+                                   help="Images per step (per process)."),
+    lr: float = typer.Option(1e-4, "--lr", metavar="LR", help="Base learning rate."),
+    optimizer: str = typer.Option("adam", "--optimizer", metavar="NAME",
+                                  help="adam or sgd (with momentum)."),
+    momentum: float = typer.Option(0.9, "--momentum", metavar="M", help="SGD momentum."),
+    weight_decay: float = typer.Option(0.0, "--weight-decay", metavar="WD",
+                                       help="L2 weight decay."),
+    warmup_steps: int = typer.Option(0, "--warmup-steps", metavar="N",
+                                     help="Linear learning-rate warm-up."),
+    schedule: str = typer.Option("constant", "--schedule", metavar="NAME",
                                  help="After warm-up: constant or cosine (to 0 at --steps)."),
-    clip_grad: float = typer.Option(0.0, "--clip-grad", help="Max gradient norm (0 = off)."),
+    clip_grad: float = typer.Option(0.0, "--clip-grad", metavar="NORM",
+                                    help="Max gradient norm (0 = off)."),
     amp: bool = typer.Option(False, "--amp", help="bf16 autocast (CUDA; CPU only if it has bf16)."),
-    checkpoint_every: int = typer.Option(500, "--checkpoint-every",
+    checkpoint_every: int = typer.Option(500, "--checkpoint-every", metavar="N",
                                          help="Write ckpt_NNNNNN.pt and last.pt every N steps."),
-    log_every: int = typer.Option(1, "--log-every", help="CSV log row every N steps."),
-    crop: int = typer.Option(368, "--crop", help="Training crop size in pixels (multiple of 8)."),
-    num_workers: int = typer.Option(2, "--num-workers", help="DataLoader worker processes."),
-    seed: int = typer.Option(0, "--seed", help="Seed of initialisation, order and augmentation."),
+    log_every: int = typer.Option(1, "--log-every", metavar="N", help="CSV log row every N steps."),
+    crop: int = typer.Option(368, "--crop", metavar="PX",
+                             help="Training crop size in pixels (multiple of 8)."),
+    num_workers: int = typer.Option(2, "--num-workers", metavar="N",
+                                    help="DataLoader worker processes."),
+    seed: int = typer.Option(0, "--seed", metavar="N",
+                             help="Seed of initialisation, order and augmentation."),
     device: str = DEVICE,
-    threads: int = typer.Option(0, "--threads",
+    threads: int = typer.Option(0, "--threads", metavar="N",
                                 help="CPU threads for the model (0 = torch's default)."),
     vgg: str | None = typer.Option(
-        None, "--vgg", help="torchvision vgg19 state dict to initialise conv1_1..conv4_2."),
+        None, "--vgg", metavar="FILE",
+        help="torchvision vgg19 state dict to initialise conv1_1..conv4_2."),
     resume: str | None = typer.Option(
-        None, "--resume", help="Continue a run from its checkpoint (options given here "
-        "override the checkpoint's)."),
-    quiet: bool = QUIET,
-    stages: int = typer.Option(_MODEL.stages, "--stages", help="Number of stages."),
-    width: float = typer.Option(1.0, "--width", help="Multiplier of every default width."),
-    vgg_widths: str | None = typer.Option(None, "--vgg-widths", help="4 VGG block widths."),
-    cpm_widths: str | None = typer.Option(None, "--cpm-widths", help="2 CPM widths."),
-    stage1_width: int | None = typer.Option(None, "--stage1-width", help="Stage 1 width."),
-    stage1_hidden: int | None = typer.Option(None, "--stage1-hidden",
+        None, "--resume", metavar="CHECKPOINT",
+        help="Continue a run from its checkpoint (options given here override the "
+             "checkpoint's)."),
+    quiet: bool = QUIET_PROGRESS,
+    stages: int = typer.Option(_MODEL.stages, "--stages", metavar="N", help="Number of stages."),
+    width_mult: float = typer.Option(
+        1.0, "--width-mult", metavar="X",
+        help="Multiply every default channel width by X (0.25: the demo model's size)."),
+    vgg_widths: str | None = typer.Option(None, "--vgg-widths", metavar="W1,W2,W3,W4",
+                                          help="4 VGG block widths."),
+    cpm_widths: str | None = typer.Option(None, "--cpm-widths", metavar="W1,W2",
+                                          help="2 CPM widths."),
+    stage1_width: int | None = typer.Option(None, "--stage1-width", metavar="N",
+                                            help="Stage 1 width."),
+    stage1_hidden: int | None = typer.Option(None, "--stage1-hidden", metavar="N",
                                              help="Stage 1 1x1 hidden width."),
-    refine_width: int | None = typer.Option(None, "--refine-width",
+    refine_width: int | None = typer.Option(None, "--refine-width", metavar="N",
                                             help="Refinement stage width."),
-    refine_kernel: int = typer.Option(_MODEL.refine_kernel, "--refine-kernel",
+    refine_kernel: int = typer.Option(_MODEL.refine_kernel, "--refine-kernel", metavar="K",
                                       help="Refinement kernel size (odd)."),
-    scale_min: float = typer.Option(0.5, "--scale-min", help="Random scale range, low."),
-    scale_max: float = typer.Option(1.1, "--scale-max", help="Random scale range, high."),
+    scale_min: float = typer.Option(0.5, "--scale-min", metavar="S",
+                                    help="Random scale range, low."),
+    scale_max: float = typer.Option(1.1, "--scale-max", metavar="S",
+                                    help="Random scale range, high."),
     target_height: float = typer.Option(
-        0.6, "--target-height", help="Person height / crop size at scale 1."),
-    max_rotation: float = typer.Option(40.0, "--max-rotation", help="Random rotation, degrees."),
-    flip_prob: float = typer.Option(0.5, "--flip-prob", help="Horizontal flip probability."),
-    center_jitter: float = typer.Option(40.0, "--center-jitter",
+        0.6, "--target-height", metavar="FRACTION", help="Person height / crop size at scale 1."),
+    max_rotation: float = typer.Option(40.0, "--max-rotation", metavar="DEG",
+                                       help="Random rotation, degrees."),
+    flip_prob: float = typer.Option(0.5, "--flip-prob", metavar="P",
+                                    help="Horizontal flip probability."),
+    center_jitter: float = typer.Option(40.0, "--center-jitter", metavar="PX",
                                         help="Random crop centre offset, pixels."),
     augment: bool = typer.Option(True, "--augment/--no-augment", help="Random augmentation."),
-    sigma: float = typer.Option(7.0, "--sigma", help="Heatmap Gaussian sigma, pixels."),
-    limb_width: float = typer.Option(8.0, "--limb-width",
+    sigma: float = typer.Option(7.0, "--sigma", metavar="PX",
+                                help="Heatmap Gaussian sigma, pixels."),
+    limb_width: float = typer.Option(8.0, "--limb-width", metavar="PX",
                                      help="PAF half width around a limb, pixels."),
 ) -> None:
     """Train the CPM/PAF body model on a COCO-format keypoints dataset.
 
     Example: posecli train --images data/images --annotations data/annotations.json
-    --out runs/demo --width 0.25 --stages 3 --crop 184 --steps 2000
+    --out runs/demo --width-mult 0.25 --stages 3 --crop 184 --steps 2000
     """
     from ..train.dataset import Augment
     from ..train.loop import TrainOptions, options_from_checkpoint, summary, train
 
-    config = model_config(stages, width, vgg_widths, cpm_widths, stage1_width, stage1_hidden,
+    config = model_config(stages, width_mult, vgg_widths, cpm_widths, stage1_width, stage1_hidden,
                           refine_width, refine_kernel)
     values = {"images": images, "annotations": annotations, "out": out, "steps": steps,
               "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "momentum": momentum,
@@ -204,21 +228,22 @@ def _eval_progress(quiet: bool) -> Iterator[tuple]:
 
 def eval_command(
     weights: str | None = WEIGHTS,
-    images: str = typer.Option(..., "--images", help="Folder of the images."),
-    annotations: str = typer.Option(..., "--annotations",
+    images: str = typer.Option(..., "--images", metavar="DIR", help="Folder of the images."),
+    annotations: str = typer.Option(..., "--annotations", metavar="FILE",
                                     help="COCO person keypoints ground truth (JSON)."),
-    scales: str = typer.Option("1.0", "--scales",
+    scales: str = typer.Option("1.0", "--scales", metavar="S1,S2,...",
                                help="Comma-separated scales of the net height, e.g. 1.0,0.5,1.5."),
     flip: bool = typer.Option(False, "--flip", help="Also run mirrored images and average."),
-    net_height: int = typer.Option(DEFAULT_NET_HEIGHT, "--net-height",
+    net_height: int = typer.Option(DEFAULT_NET_HEIGHT, "--net-height", metavar="PX",
                                    help="Network input height at scale 1."),
-    out: str | None = typer.Option(None, "--out", "-o",
-                                   help="Write the detections as COCO results JSON."),
+    out: str | None = typer.Option(None, "--out", "-o", metavar="FILE",
+                                   help="Also write the detections to FILE as a COCO "
+                                        "results list (JSON)."),
     as_json: bool = typer.Option(False, "--json", help="Print the scores as JSON."),
     device: str = DEVICE,
-    max_images: int | None = typer.Option(None, "--max-images",
+    max_images: int | None = typer.Option(None, "--max-images", metavar="N",
                                           help="Only the first N images (by id)."),
-    quiet: bool = QUIET,
+    quiet: bool = QUIET_PROGRESS,
     peak_threshold: float = PEAK,
     smoothing_sigma: float = SIGMA,
     paf_samples: int = SAMPLES,
@@ -227,7 +252,7 @@ def eval_command(
     min_parts: int = MIN_PARTS,
     min_score: float = MIN_SCORE,
 ) -> None:
-    """Score a model on a COCO-format keypoints set (COCOeval AP/AR).
+    """Score a model on a COCO-format keypoints set (COCOeval AP, AR).
 
     Example: posecli eval --weights runs/demo/last.pt --images val/images
     --annotations val/annotations.json --scales 1.0,0.5 --flip --out results.json

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import typer
 
 from ..errors import Interrupted
-from .console import progress_bars, warn
+from ..track.params import tracking_options
+from .console import progress_bars, run_summary, say, warn
 from .options import (
     BATCH,
     DEVICE,
@@ -22,8 +24,15 @@ from .options import (
     QUIET,
     SAMPLES,
     SIGMA,
+    SMOOTH,
+    SMOOTH_BETA,
+    SMOOTH_MIN_CUTOFF,
+    TRACK,
+    TRACK_BUFFER,
+    TRACK_MIN_OKS,
     WEIGHTS,
     parse_params,
+    track_params,
 )
 
 
@@ -36,12 +45,16 @@ def video(
     batch_size: int = BATCH,
     net_height: int | None = NET_HEIGHT,
     frames: str | None = typer.Option(
-        None, "--frames", help="Frames to process, START:END[:STEP] (Python slice; e.g. 0:300:5)."),
+        None, "--frames", metavar="START:END[:STEP]",
+        help="Frames to process (Python slice of frame indices; e.g. 0:300:5, -100:)."),
     fmt: str = FORMAT,
     realtime: bool = typer.Option(
-        False, "--realtime", help="Live sources: drop frames when processing falls behind."),
+        False, "--realtime",
+        help="Live sources (camera, stream): drop frames when processing falls behind."),
     render: Path | None = typer.Option(
-        None, "--render", help="Also write an MP4 of the frames with skeletons drawn."),
+        None, "--render", metavar="FILE",
+        help="Also write the frames with skeletons drawn as an MP4 video (with the "
+             "input's audio) to FILE."),
     quiet: bool = QUIET,
     peak_threshold: float = PEAK,
     smoothing_sigma: float = SIGMA,
@@ -50,18 +63,30 @@ def video(
     paf_min_fraction: float = PAF_FRACTION,
     min_parts: int = MIN_PARTS,
     min_score: float = MIN_SCORE,
+    track: bool = TRACK,
+    track_buffer: float = TRACK_BUFFER,
+    track_min_oks: float = TRACK_MIN_OKS,
+    smooth: bool = SMOOTH,
+    smooth_min_cutoff: float = SMOOTH_MIN_CUTOFF,
+    smooth_beta: float = SMOOTH_BETA,
 ) -> None:
-    """Estimate poses in every frame of a video; write one JSON file.
+    """Estimate poses in a video; write one output file.
+
+    Every frame (or those --frames selects) is processed; coordinates are
+    pixels of the displayed frame. A summary line goes to stderr at the end.
 
     Example: posecli video in.mp4 --out poses.json --frames 0:300
     """
     from ..formats import check_output_path
     from ..pipeline import Estimator, load_model, run_video_to_sinks, selected_count
-    from ..sinks import check_format, open_outputs
+    from ..sinks import PeopleCounter, check_format, open_outputs
+    from ..track.stage import tracked
     from ..video import VideoReader, parse_frame_range
 
     params = parse_params(smoothing_sigma, peak_threshold, paf_samples, paf_threshold,
                           paf_min_fraction, min_parts, min_score)
+    tracking = track_params(track, track_buffer, track_min_oks, smooth, smooth_min_cutoff,
+                            smooth_beta)
     frame_range = parse_frame_range(frames) if frames is not None else None
     check_format(fmt)
     check_output_path(out)
@@ -71,12 +96,19 @@ def video(
                      on_warning=warn) as reader:  # bad input fails before the model loads
         model = load_model(weights, device)
         estimator = Estimator(model, net_height, params, warn)
-        sinks = open_outputs(fmt, out, render, reader.info)
+        people = PeopleCounter()
+        sinks = tracked([*open_outputs(fmt, out, render, reader.info), people], tracking)
+        started = time.monotonic()
         with progress_bars(quiet) as progress:
             progress.start(selected_count(frame_range, reader.info.frame_count))
             run = run_video_to_sinks(reader, model, estimator, sinks, progress.advance,
-                                     {"frames": frames, "realtime": realtime})
+                                     {"frames": frames, "realtime": realtime,
+                                      **tracking_options(tracking)})
     if not run.complete:
         raise Interrupted(f"interrupted: {run.frames_processed} frames written to {out}, "
                           "marked incomplete")
+    if not quiet:
+        written = [out] if render is None else [out, str(render)]
+        say(run_summary(run.frames_processed, "frame", "fps", people.people,
+                        time.monotonic() - started, written))
 

@@ -17,6 +17,7 @@ from ..errors import UsageError, WeightsError
 from ..weights.registry import DEFAULT_MODEL, MODELS, RemoteModel
 from ..weights.store import builtin_models, resolve_weights, weights_dir
 from .console import say
+from .help import PlainHelpCommand
 
 weights_app = typer.Typer(
     help="Find, download and check the pose model weights.", no_args_is_help=True)
@@ -56,21 +57,27 @@ def _registry_model(name: str) -> RemoteModel:
     return MODELS[name]
 
 
-@weights_app.command("download")
+@weights_app.command("download", cls=PlainHelpCommand)
 def download_command(
     name: Annotated[str, typer.Argument(
-        help=f"The model: {', '.join(MODELS)}.")] = DEFAULT_MODEL,
+        metavar="NAME", help=f"The model: {', '.join(MODELS)}.")] = DEFAULT_MODEL,
     url: Annotated[str | None, typer.Option(
+        metavar="URL",
         help="Fetch from here instead (a mirror: still checked against the model's "
              "published size and SHA-256 unless --sha256 is given).")] = None,
     sha256: Annotated[str | None, typer.Option(
-        "--sha256", help="Expected SHA-256 (hex), instead of the published one; a mismatch "
-                         "deletes the file.")] = None,
+        "--sha256", metavar="HEX",
+        help="Expected SHA-256 (64 hex digits), instead of the published one; a mismatch "
+             "deletes the file.")] = None,
     dest: Annotated[Path | None, typer.Option(
+        metavar="FILE",
         help="File to write (default: the weights cache, where --weights NAME finds it).")]
         = None,
 ) -> None:
-    """Download a published model (by default the CMU COCO body model), check it, and load it.
+    """Download a published model (default: the CMU COCO body model).
+
+    The file is checked (size and SHA-256 where published) and loaded before it
+    is kept.
 
     Example: posecli weights download lightweight
     """
@@ -110,9 +117,12 @@ def download_command(
                    "later (--sha256)")
 
 
-@weights_app.command("list")
+@weights_app.command("list", cls=PlainHelpCommand)
 def list_command() -> None:
-    """List the built-in models, the files in the weights cache and the downloadable models."""
+    """List the built-in, cached and downloadable models.
+
+    Each with its size, format, SHA-256 and licence.
+    """
     from ..weights.inventory import builtin_facts, cached_facts
 
     typer.echo("built in (--weights NAME):")
@@ -141,23 +151,29 @@ def list_command() -> None:
                    f"{state}  {model.title}")
 
 
-@weights_app.command("path")
+@weights_app.command("path", cls=PlainHelpCommand)
 def path_command() -> None:
-    """Print the weights file posecli would use (exit 2 if there is none)."""
+    """Print the weights file a run would use.
+
+    That is $POSECLI_WEIGHTS, else the downloaded CMU model in the user cache;
+    exit code 2 when there is none.
+    """
     typer.echo(str(resolve_weights(None)))
 
 
-@weights_app.command("verify")
+@weights_app.command("verify", cls=PlainHelpCommand)
 def verify_command(
     weights: Annotated[str, typer.Argument(
-        help="A weights file, or a model's name (demo, cmu, lightweight).")],
+        metavar="FILE|NAME", help="A weights file, or a model's name (demo, cmu, lightweight).")],
     sha256: Annotated[str | None, typer.Option(
-        "--sha256", help="Expected SHA-256 (hex) of the file.")] = None,
+        "--sha256", metavar="HEX",
+        help="Expected SHA-256 (64 hex digits) of the file; exit 1 when it differs.")] = None,
 ) -> None:
-    """Load weights and print their format, size, parameters, config, SHA-256 and licence.
+    """Load weights; print their format, size, SHA-256 and licence.
 
-    A downloadable model's file is also checked against its published digest (or,
-    without one, the digest it had when downloaded).
+    Also their parameter count and config. A downloadable model's file is
+    checked against its published digest (or, without one, the digest it had
+    when downloaded).
     """
     from ..weights.inventory import BUILTIN_LICENCE, provenance
     from ..weights.load import load_weights

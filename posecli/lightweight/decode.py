@@ -41,18 +41,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..parse.assemble import COUNT, TOTAL
-from ..parse.limbs import (
+from ..parse.affinity import (
     PAIR_CHUNK,
-    Candidates,
-    Connections,
-    enumerate_pairs,
-    greedy_match,
-    paf_projections,
+    AffinityOperators,
+    LimbSamples,
+    affinity_operators,
+    field_reader,
+    projections,
 )
-from ..parse.parse import Person, person_from_row
+from ..parse.assemble import COUNT, TOTAL
+from ..parse.limbs import Candidates, Connections, enumerate_pairs, greedy_match
+from ..parse.parse import person_from_row
 from ..parse.peaks import Peaks
-from ..parse.resample import operators_on
+from ..parse.resample import map_operators
+from ..person import Person
 from ..preprocess import Geometry
 from ..skeleton import LIMBS, NUM_HEATMAPS, NUM_PAFS, NUM_PARTS
 
@@ -102,12 +104,13 @@ def decode_batch(heatmaps: torch.Tensor, pafs: torch.Tensor,
 def decode_frame(heatmaps: torch.Tensor, pafs: torch.Tensor, geometry: Geometry,
                  decoding: LightweightDecoding) -> list[Person]:
     """People of one frame: heatmaps 19 x h x w, pafs 38 x h x w (see decode_batch)."""
-    rows, cols = operators_on(geometry, 0.0, heatmaps.device)[:2]
+    a, b = map_operators(geometry, 0.0)[:2]
+    operators = affinity_operators(a, b, heatmaps.device)
+    rows, cols = operators.rows, torch.from_numpy(b).to(heatmaps.device)
     full = rows @ heatmaps[:NUM_PARTS].float() @ cols.T  # 18 x H x W, not smoothed
     peaks = find_peaks(full, decoding)
     pairs = enumerate_pairs(peaks)
-    columns = (pafs.float() @ cols.T).transpose(1, 2).contiguous()  # 38 x W x h
-    score, ok = score_pairs(pairs, peaks, columns, rows, decoding)
+    score, ok = score_pairs(pairs, peaks, pafs.float().contiguous(), operators, decoding)
     people = assemble(greedy_match(pairs, score, ok), peaks.score, decoding)
     return [person_from_row(row, peaks.xy, peaks.score) for row in people]
 
@@ -152,17 +155,21 @@ def _suppress_close(part: np.ndarray, xy: np.ndarray, min_distance: float) -> np
     return keep
 
 
-def score_pairs(pairs: Candidates, peaks: Peaks, columns: torch.Tensor, rows: torch.Tensor,
+def score_pairs(pairs: Candidates, peaks: Peaks, pafs: torch.Tensor,
+                operators: AffinityOperators,
                 decoding: LightweightDecoding) -> tuple[np.ndarray, np.ndarray]:
     """Mean PAF projection over the valid points of each candidate pair, and whether the
-    pair is a candidate (step 3 above). Returns (P scores, P bools)."""
+    pair is a candidate (step 3 above). ``pafs``: 38 x h x w float32 maps, upsampled by
+    ``operators``. Returns (P scores, P bools)."""
     scores, oks = [], []
     n = decoding.paf_samples
+    read = field_reader(pafs, operators, pairs.limb.size * n)
     for first in range(0, max(pairs.limb.size, 1), PAIR_CHUNK):
         chunk = slice(first, first + PAIR_CHUNK)
-        start, end = peaks.xy[pairs.a[chunk]], peaks.xy[pairs.b[chunk]]
         # Coincident parts have a zero unit vector: no point supports them.
-        along, _ = paf_projections(start, end, pairs.limb[chunk], columns, rows, n)
+        samples = LimbSamples.of(peaks.xy[pairs.a[chunk]], peaks.xy[pairs.b[chunk]],
+                                 pairs.limb[chunk], n, pafs.device)
+        along = projections(samples, read)
         valid = along > decoding.paf_sample_threshold
         count = valid.sum(1)
         score = (along * valid).sum(1) / count.clamp_min(1)

@@ -9,17 +9,18 @@ resampling (``resample``), peak finding (``peaks``), limb scoring and matching
 
 from typing import TYPE_CHECKING, Any
 
+from ..person import Person
 from .params import ParseParams
 
 if TYPE_CHECKING:
-    from .parse import Person, parse_batch
+    from .parse import parse_batch
 
 __all__ = ["ParseParams", "Person", "parse_batch"]
 
 
 def __getattr__(name: str) -> Any:
-    """``Person`` and ``parse_batch`` load torch, so they are imported on first use."""
-    if name in ("Person", "parse_batch"):
+    """``parse_batch`` loads torch, so it is imported on first use."""
+    if name == "parse_batch":
         from . import parse
 
         return getattr(parse, name)

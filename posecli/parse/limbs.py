@@ -1,20 +1,16 @@
-"""Limbs: score every candidate pair by its PAF line integral, then match greedily."""
+"""Limbs: the candidate pairs of every limb, and the greedy matching of the scored ones."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
-from ..skeleton import LIMBS, NUM_LIMBS, PAF_CHANNELS
-from .params import ParseParams
+from ..skeleton import LIMBS, NUM_LIMBS
 from .peaks import Peaks
 
 _LIMB_A = np.array([a for a, _ in LIMBS])
 _LIMB_B = np.array([b for _, b in LIMBS])
-_PAF_X = np.array([x for x, _ in PAF_CHANNELS])
-_PAF_Y = np.array([y for _, y in PAF_CHANNELS])
 
 
 @dataclass(frozen=True)
@@ -53,75 +49,6 @@ def enumerate_pairs(peaks: Peaks) -> Candidates:
     rank = np.arange(limb.size) - np.repeat(np.cumsum(n_pairs) - n_pairs, n_pairs)
     i, j = rank // n_b[limb], rank % n_b[limb]
     return Candidates(limb, i, j, first[_LIMB_A[limb]] + i, first[_LIMB_B[limb]] + j)
-
-
-#: Candidate pairs scored at once: bounds memory at about 40 MB whatever the count.
-PAIR_CHUNK = 8192
-
-
-def score_pairs(pairs: Candidates, peaks: Peaks, pafs: torch.Tensor, rows: torch.Tensor,
-                cols: torch.Tensor, frame_height: int,
-                params: ParseParams) -> tuple[np.ndarray, np.ndarray]:
-    """PAF line-integral score of each pair, and whether the pair is acceptable.
-
-    pafs: (38, h, w) network output; rows (H x h) and cols (W x w) upsample it to
-    the original frame (the samples are read from the upsampled field at the
-    rounded sample positions, as the reference does). Returns (P scores, P bools).
-    """
-    # Half the upsampling once per frame: (38, h, W) -> rows of length h per column.
-    columns = (pafs @ cols.T).transpose(1, 2).contiguous()  # 38 x W x h
-    scores, oks = [], []
-    for first in range(0, max(pairs.limb.size, 1), PAIR_CHUNK):
-        chunk = slice(first, first + PAIR_CHUNK)
-        score, ok = _score_chunk(peaks.xy[pairs.a[chunk]], peaks.xy[pairs.b[chunk]],
-                                 pairs.limb[chunk], columns, rows, frame_height, params)
-        scores.append(score)
-        oks.append(ok)
-    return np.concatenate(scores), np.concatenate(oks)
-
-
-def _score_chunk(start_xy: np.ndarray, end_xy: np.ndarray, limbs: np.ndarray,
-                 columns: torch.Tensor, rows: torch.Tensor, frame_height: int,
-                 params: ParseParams) -> tuple[np.ndarray, np.ndarray]:
-    """score_pairs for P pairs given by their end points (P x 2 pixels) and limbs."""
-    n = params.paf_samples
-    along, length = paf_projections(start_xy, end_xy, limbs, columns, rows, n)
-    prior = (params.distance_prior * frame_height / length - 1.0).clamp(max=0.0)
-    score = along.mean(1) + prior
-    supported = (along > params.paf_sample_threshold).sum(1) > params.paf_min_fraction * n
-    return score.cpu().numpy(), (supported & (score > 0)).cpu().numpy()
-
-
-def paf_projections(start_xy: np.ndarray, end_xy: np.ndarray, limbs: np.ndarray,
-                    columns: torch.Tensor, rows: torch.Tensor,
-                    samples: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The PAF along each of P candidate limbs, at ``samples`` evenly spaced points.
-
-    start_xy, end_xy: P x 2 pixel coordinates in the original frame; limbs: P limb
-    indices; columns: the PAFs upsampled along x only (38 x W x h); rows (H x h)
-    finishes the upsampling at each sample's row. The points are rounded to
-    pixels (half to even, like numpy) as the reference does. Returns (P x
-    samples projections of the PAF on the unit vector from start to end, float64;
-    P lengths in pixels, at least 0.001).
-    """
-    device = columns.device
-    n = samples
-    start = torch.from_numpy(start_xy).to(device)  # P x 2, float64
-    end = torch.from_numpy(end_xy).to(device)
-    delta = end - start
-    length = delta.norm(dim=1).clamp_min(0.001)
-    unit = delta / length[:, None]
-    steps = torch.arange(n, dtype=torch.float64, device=device)
-    points = start[:, None, :] + steps[None, :, None] * (delta / (n - 1))[:, None, :]
-    points[:, -1] = end
-    points = points.round().long()  # P x n x 2, half to even like numpy
-    xs, ys = points[..., 0], points[..., 1]
-    row_weights = rows[ys]  # P x n x h
-    chan_x = torch.from_numpy(_PAF_X[limbs]).to(device)[:, None]  # each pair's PAF channels
-    chan_y = torch.from_numpy(_PAF_Y[limbs]).to(device)[:, None]
-    vx = (columns[chan_x, xs] * row_weights).sum(-1).double()
-    vy = (columns[chan_y, xs] * row_weights).sum(-1).double()
-    return vx * unit[:, None, 0] + vy * unit[:, None, 1], length
 
 
 def greedy_match(pairs: Candidates, score: np.ndarray, ok: np.ndarray) -> Connections:

@@ -27,6 +27,9 @@ class ParseParams:
     min_parts: int = 4
     #: People whose total score divided by their part count is below this are dropped.
     min_mean_score: float = 0.4
+    #: A part keeps at most this many peaks, those of highest smoothed value (OpenPose's
+    #: POSE_MAX_PEOPLE cap); only frames of noise reach it, where it bounds the work.
+    max_peaks_per_part: int = 127
 
     def __post_init__(self) -> None:
         checks = [
@@ -36,6 +39,7 @@ class ParseParams:
             (0 <= self.paf_min_fraction <= 1, "PAF min fraction must be within 0..1"),
             (self.distance_prior > 0, "distance prior must be > 0"),
             (self.min_parts >= 1, "min parts must be >= 1"),
+            (self.max_peaks_per_part >= 1, "max peaks per part must be >= 1"),
         ]
         for ok, message in checks:
             if not ok:

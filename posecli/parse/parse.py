@@ -3,33 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
 
+from ..person import Person
 from ..preprocess import Geometry
 from ..skeleton import NUM_HEATMAPS, NUM_PAFS, NUM_PARTS
+from .affinity import AffinityOperators, affinity_operators, score_pairs
 from .assemble import COUNT, TOTAL, assemble
-from .limbs import enumerate_pairs, greedy_match, score_pairs
+from .limbs import enumerate_pairs, greedy_match
 from .params import ParseParams
 from .peaks import find_peaks
-from .resample import operators_on
+from .resample import map_operators
+from .tiles import SmoothingTiles, smoothing_tiles
 
-
-@dataclass(frozen=True)
-class Person:
-    """One person in one frame.
-
-    ``keypoints``: 18 x 3 float64 (x, y, score) in COCO-18 order, x and y in
-    pixels of the original frame; a missing part is (0, 0, 0). ``score``: total
-    score divided by ``num_parts`` (the quantity the ``min_mean_score`` filter
-    uses); ``total_score``: sum of part and limb scores.
-    """
-
-    keypoints: np.ndarray
-    score: float
-    total_score: float
-    num_parts: int
+#: Map values smaller than this in magnitude are taken as 0. Below ~1e-38 float32 is
+#: denormal, which makes CPU arithmetic ten times slower (maps rendered with exp()
+#: have many). A smoothed or upsampled value moves by less than 1e-19: only a decision
+#: between values that small (never above the default thresholds) could change.
+NEGLIGIBLE = 1e-20
 
 
 def parse_batch(heatmaps: torch.Tensor, pafs: torch.Tensor,
@@ -54,27 +48,52 @@ def parse_batch(heatmaps: torch.Tensor, pafs: torch.Tensor,
                          f"got {tuple(pafs.shape)}")
     if len(geometries) != n:
         raise ValueError(f"{len(geometries)} geometries for {n} frames")
-    operators = {geometry: operators_on(geometry, params.smoothing_sigma, heatmaps.device)
-                 for geometry in set(geometries)}  # once per size, not per frame
-    return [parse_frame(heatmaps[k], pafs[k], geometries[k], operators[geometries[k]], params)
+    return [parse_frame(heatmaps[k], pafs[k], geometries[k],
+                        parse_operators(geometries[k], params.smoothing_sigma,
+                                        heatmaps.device), params)
             for k in range(n)]
 
 
+@dataclass(frozen=True)
+class ParseOperators:
+    """One frame size's resampling operators (see :mod:`.resample`), on one device.
+
+    ``smoothing``: GA and GB cut into tiles for the peak search; ``affinity``: A and B
+    as the PAF scoring uses them (and their bands, which also give the peaks' scores).
+    """
+
+    smoothing: SmoothingTiles
+    affinity: AffinityOperators
+
+
+@lru_cache(maxsize=32)
+def parse_operators(geometry: Geometry, sigma: float, device: torch.device) -> ParseOperators:
+    """The :class:`ParseOperators` of a frame size, built once and cached."""
+    a, b, ga, gb = map_operators(geometry, sigma)
+    return ParseOperators(smoothing_tiles(ga, gb, device), affinity_operators(a, b, device))
+
+
 def parse_frame(heatmaps: torch.Tensor, pafs: torch.Tensor, geometry: Geometry,
-                operators: tuple[torch.Tensor, ...], params: ParseParams) -> list[Person]:
+                operators: ParseOperators, params: ParseParams) -> list[Person]:
     """People of one frame: heatmaps 19 x h x w, pafs 38 x h x w (see parse_batch);
-    ``operators``: ``operators_on(geometry, params.smoothing_sigma, device)``."""
+    ``operators``: ``parse_operators(geometry, params.smoothing_sigma, device)``."""
     if (heatmaps.shape[1], heatmaps.shape[2]) != (geometry.map_height, geometry.map_width):
         raise ValueError(f"maps are {heatmaps.shape[1]}x{heatmaps.shape[2]} cells, geometry "
                          f"expects {geometry.map_height}x{geometry.map_width}")
-    rows, cols, smooth_rows, smooth_cols = operators
-    heatmaps = heatmaps[:NUM_PARTS].float()
-    peaks = find_peaks(heatmaps, rows, cols, smooth_rows, smooth_cols, params.peak_threshold)
+    heatmaps, pafs = without_negligible(heatmaps[:NUM_PARTS]), without_negligible(pafs)
+    peaks = find_peaks(heatmaps, operators.smoothing, operators.affinity.banded_rows,
+                       operators.affinity.cols, params.peak_threshold, params.max_peaks_per_part)
     pairs = enumerate_pairs(peaks)
-    score, ok = score_pairs(pairs, peaks, pafs.float(), rows, cols, geometry.height, params)
+    score, ok = score_pairs(pairs, peaks, pafs, operators.affinity, geometry.height, params)
     connections = greedy_match(pairs, score, ok)
     rows_of_people = assemble(connections, peaks.score, params)
     return [person_from_row(row, peaks.xy, peaks.score) for row in rows_of_people]
+
+
+def without_negligible(maps: torch.Tensor) -> torch.Tensor:
+    """float32 ``maps`` with values below :data:`NEGLIGIBLE` in magnitude set to 0."""
+    maps = maps.float()
+    return maps.masked_fill(maps.abs() < NEGLIGIBLE, 0.0).contiguous()
 
 
 def person_from_row(row: np.ndarray, xy: np.ndarray, peak_scores: np.ndarray) -> Person:

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..skeleton import NUM_PARTS
+from .resample import Banded, map_values
+from .tiles import SmoothingTiles, smoothed_maxima
 
 
 @dataclass(frozen=True)
@@ -30,36 +31,39 @@ class Peaks:
         return np.bincount(self.part, minlength=NUM_PARTS)
 
 
-def local_maxima(smoothed: torch.Tensor, threshold: float) -> torch.Tensor:
-    """(P, H, W) maps -> (K, 3) int64 indices (part, y, x) of 4-neighbourhood maxima.
-
-    A pixel is a peak when it is >= each of its four neighbours (outside the map
-    counts as 0) and > ``threshold``; plateaus yield every pixel, as the reference.
-    """
-    padded = F.pad(smoothed, (1, 1, 1, 1))
-    centre = padded[:, 1:-1, 1:-1]
-    is_peak = (
-        (centre >= padded[:, 1:-1, :-2]) & (centre >= padded[:, 1:-1, 2:])
-        & (centre >= padded[:, :-2, 1:-1]) & (centre >= padded[:, 2:, 1:-1])
-        & (centre > threshold)
-    )
-    return is_peak.nonzero()
-
-
-def find_peaks(heatmaps: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor,
-               smooth_rows: torch.Tensor, smooth_cols: torch.Tensor,
-               threshold: float) -> Peaks:
+def find_peaks(heatmaps: torch.Tensor, tiles: SmoothingTiles, rows: Banded, cols: Banded,
+               threshold: float, max_per_part: int) -> Peaks:
     """Peaks of one frame's part heatmaps.
 
-    heatmaps: (18, h, w) network output at stride 8; rows (H x h) and cols (W x w)
-    upsample to the original frame; smooth_rows / smooth_cols also smooth.
+    heatmaps: (18, h, w) network output at stride 8. ``tiles`` upsample and smooth
+    them (see :mod:`.tiles`); ``rows`` (H x h) and ``cols`` (W x w) upsample them
+    without smoothing, for the peaks' scores. A part with more than
+    ``max_per_part`` peaks keeps the ``max_per_part`` of highest smoothed value (the
+    quantity that makes them peaks; ties: the first in row-major order).
     """
-    smoothed = smooth_rows @ heatmaps @ smooth_cols.T  # 18 x H x W
-    index = local_maxima(smoothed, threshold)
-    part, y, x = index.unbind(1)
-    # Unsmoothed upsampled value at each peak: rows[y] . heatmap . cols[x].
-    along_x = torch.einsum("khw,kw->kh", heatmaps[part], cols[x])
-    score = (along_x * rows[y]).sum(1)
+    index, smoothed = smoothed_maxima(heatmaps, tiles, threshold)
+    keep = strongest(index[:, 0], smoothed, max_per_part)
+    part, y, x = index[keep].unbind(1)
+    score = map_values(heatmaps, rows, cols, part, y, x)
     xy = torch.stack([x, y], dim=1)
     return Peaks(part.cpu().numpy(), xy.cpu().numpy().astype(np.float64),
                  score.double().cpu().numpy())
+
+
+def strongest(part: torch.Tensor, score: torch.Tensor, limit: int) -> torch.Tensor:
+    """K bools: the ``limit`` highest-scoring of each part's peaks.
+
+    part, score: K peaks sorted by part (then row-major). Ties go to the earlier
+    peak.
+    """
+    counts = torch.bincount(part, minlength=NUM_PARTS)
+    keep = torch.ones_like(part, dtype=torch.bool)
+    if part.numel() == 0 or int(counts.max()) <= limit:
+        return keep
+    # Stable sorts: by descending score, then by part (ties keep row-major order).
+    by_score = torch.sort(score, descending=True, stable=True).indices
+    order = by_score[torch.sort(part[by_score], stable=True).indices]
+    first = torch.cumsum(counts, 0) - counts
+    rank = torch.arange(part.numel(), device=part.device) - first[part[order]]
+    keep[order[rank >= limit]] = False
+    return keep

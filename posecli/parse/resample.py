@@ -7,10 +7,16 @@ one of these steps is linear and separable, so along each axis they compose into
 one matrix: a full-resolution map is ``A @ m @ B.T`` with ``m`` the h x w map,
 ``A`` of shape H x h and ``B`` of shape W x w. Applying two small matrices is far
 cheaper than resizing 57 channels, and gives the same numbers.
+
+Each row of ``A`` and ``B`` has at most ~5 consecutive non-zero entries (the
+bicubic taps, composed), and each row of the smoothing operators at most ~8 map
+cells: :class:`Banded` keeps only that band, so that one full-resolution value
+costs a handful of products instead of a whole row.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -88,3 +94,64 @@ def operators_on(geometry: Geometry, sigma: float,
                  device: torch.device) -> tuple[torch.Tensor, ...]:
     """:func:`map_operators` as float32 tensors on ``device`` (A, B, GA, GB)."""
     return tuple(torch.from_numpy(m).to(device) for m in map_operators(geometry, sigma))
+
+
+@dataclass(frozen=True)
+class Banded:
+    """A matrix whose rows each hold their non-zeros in ``width`` consecutive columns.
+
+    Row ``r`` of the n_out x n_in matrix equals ``weights[r]`` at columns
+    ``start[r] .. start[r] + width - 1`` and 0 elsewhere. ``start``: n_out int64;
+    ``weights``: n_out x width float32 (zeros where a row's band is narrower).
+    """
+
+    start: torch.Tensor
+    weights: torch.Tensor
+
+    @property
+    def width(self) -> int:
+        return self.weights.shape[1]
+
+
+def band_of(matrix: np.ndarray) -> tuple[np.ndarray, int]:
+    """(first non-zero column of each row, widest band): the band every row fits in.
+
+    Starts are clamped so that ``start + width <= n_in``; an all-zero row gets 0.
+    """
+    nonzero = matrix != 0
+    first = np.where(nonzero.any(1), nonzero.argmax(1), 0)
+    last = np.where(nonzero.any(1), matrix.shape[1] - 1 - nonzero[:, ::-1].argmax(1), 0)
+    width = max(int((last - first).max(initial=0)) + 1, 1)
+    return np.minimum(first, matrix.shape[1] - width), width
+
+
+def banded(matrix: np.ndarray, device: torch.device | str = "cpu") -> Banded:
+    """The :class:`Banded` form of a dense n_out x n_in matrix (float32 on ``device``)."""
+    start, width = band_of(matrix)
+    weights = np.take_along_axis(matrix, start[:, None] + np.arange(width), axis=1)
+    return Banded(torch.from_numpy(start).to(device),
+                  torch.from_numpy(weights.astype(np.float32)).to(device))
+
+
+def map_values(maps: torch.Tensor, rows: Banded, cols: Banded, channel: torch.Tensor,
+               y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Values of the full-resolution maps ``rows @ maps[c] @ cols.T`` at K points.
+
+    maps: (C, h, w) float32; channel, y, x: K int64 (channel, pixel row, pixel column).
+    Only the ``rows.width`` x ``cols.width`` map cells under each point are read.
+    Returns K float32.
+    """
+    _, map_height, map_width = maps.shape
+    base = (channel * map_height + rows.start[y]) * map_width + cols.start[x]
+    cells = (torch.arange(rows.width, device=maps.device)[:, None] * map_width
+             + torch.arange(cols.width, device=maps.device)).view(-1)
+    patch = maps.reshape(-1).take(base[:, None] + cells).view(-1, rows.width, cols.width)
+    along_x = (patch * cols.weights[x][:, None, :]).sum(dim=2)
+    return (along_x * rows.weights[y]).sum(dim=1)
+
+
+def row_transform(maps: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``rows @ maps[c]`` for every channel c: (C, h, w) maps, H x h rows -> (H, C, w)."""
+    channels, map_height, map_width = maps.shape
+    stacked = maps.permute(1, 0, 2).reshape(map_height, channels * map_width)
+    return (rows @ stacked).view(rows.shape[0], channels, map_width)
