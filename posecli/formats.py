@@ -7,6 +7,7 @@ or an error never leaves a partial output file.
 
 from __future__ import annotations
 
+import glob
 import os
 import sys
 import tempfile
@@ -171,6 +172,12 @@ def temp_file_beside(dest: Path, suffix: str = ".part") -> tuple[int, Path]:
     except OSError as exc:
         raise PoseCliError(f"cannot write output {dest}: {error_reason(exc)}") from None
     return fd, Path(tmp)
+
+
+def temp_files_of(dest: Path, suffix: str = ".part") -> list[Path]:
+    """The temporary files :func:`temp_file_beside` made for ``dest`` that are still
+    there (left by a process that was killed before it could remove them)."""
+    return sorted(dest.parent.glob(f"{glob.escape('.' + dest.name)}.*{glob.escape(suffix)}"))
 
 
 def write_atomic(path: Path, data: bytes) -> None:

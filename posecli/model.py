@@ -12,6 +12,7 @@ pair per stage, pafs N x 38 x H/8 x W/8 and heatmaps N x 19 x H/8 x W/8.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .defaults import STRIDE
@@ -28,7 +29,24 @@ _VGG_LAYOUT: tuple[tuple[str, int] | str, ...] = (
 
 
 def _conv(cin: int, cout: int, k: int) -> nn.Conv2d:
-    return nn.Conv2d(cin, cout, k, padding=k // 2)
+    return PointwiseConv(cin, cout, 1) if k == 1 else nn.Conv2d(cin, cout, k, padding=k // 2)
+
+
+class PointwiseConv(nn.Conv2d):
+    """A 1x1 convolution whose CPU result does not depend on the number of threads
+    (stride 1, no dilation: ``PointwiseConv(cin, cout, 1, bias=...)``).
+
+    On one CPU thread PyTorch computes 1x1 convolutions of fewer than 16 images
+    with its own GEMM, and otherwise with oneDNN, whose sums round differently,
+    so a one-thread worker (a Ray actor holding one CPU) would write other bytes
+    than a many-thread process. A dilation, which changes nothing for a 1x1
+    kernel, makes PyTorch always choose oneDNN (the many-thread result).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "cpu":
+            return super().forward(x)
+        return F.conv2d(x, self.weight, self.bias, dilation=2)
 
 
 class PoseNet(nn.Module):

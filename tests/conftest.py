@@ -42,6 +42,21 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
+def assert_thread_count_does_not_matter(network: torch.nn.Module, images: torch.Tensor) -> None:
+    """``network.predict(images)`` gives equal bytes on 1, 2 and 3 CPU threads (a one-CPU
+    Ray worker must write what a many-thread process writes)."""
+    threads = torch.get_num_threads()
+    outputs = []
+    try:
+        for count in (1, 2, 3):
+            torch.set_num_threads(count)
+            outputs.append(network.eval().predict(images))
+    finally:
+        torch.set_num_threads(threads)
+    for heatmaps, pafs in outputs[1:]:
+        assert torch.equal(heatmaps, outputs[0][0]) and torch.equal(pafs, outputs[0][1])
+
+
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory) -> Path:
     """A random tiny model saved as a flat state dict in the body_pose_model.pth layout."""

@@ -81,6 +81,9 @@ def test_resume_after_interrupt_processes_only_the_rest(tree, tiny_weights, caps
     done = [p for p in (tree / "out").rglob("*.json") if p.name != "manifest.json"]
     assert len(done) == 1 and is_complete(done[0])  # the first file; the second was discarded
     assert not list((tree / "out").rglob("*.part"))
+    manifest = orjson.loads((tree / "out" / "manifest.json").read_bytes())
+    assert [f["status"] for f in manifest["files"]] == ["ok", "interrupted", "not_started"]
+    assert manifest["totals"]["interrupted"] and manifest["totals"]["unfinished"] == 2
 
     monkeypatch.setattr(Estimator, "__call__", real_call)
     calls = []

@@ -19,6 +19,7 @@ import numpy as np
 import orjson
 import pytest
 import torch
+from conftest import assert_thread_count_does_not_matter
 from test_cli import assert_one_line_error, run_cli
 
 from posecli.errors import WeightsError
@@ -153,6 +154,11 @@ def test_predict_returns_the_first_refinement_stage_in_posecli_order() -> None:
     assert torch.equal(heatmaps, torch.arange(19.0)[None, :, None, None].expand_as(heatmaps))
     expected_pafs = 100 + torch.from_numpy(paf_order()).float()
     assert torch.equal(pafs, expected_pafs[None, :, None, None].expand_as(pafs))
+
+
+def test_cpu_outputs_do_not_depend_on_the_thread_count() -> None:
+    torch.manual_seed(0)
+    assert_thread_count_does_not_matter(LightweightNet(), torch.randn(2, 3, 64, 96))
 
 
 # --------------------------------------------------------------------------- loading

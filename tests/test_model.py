@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import TINY
+from conftest import TINY, assert_thread_count_does_not_matter
 
 from posecli.model import ModelConfig, PoseNet, count_parameters
 
@@ -67,3 +67,8 @@ def test_config_round_trip_and_validation():
         ModelConfig(stages=0)
     with pytest.raises(ValueError):
         ModelConfig(refine_kernel=4)
+
+
+def test_cpu_outputs_do_not_depend_on_the_thread_count() -> None:
+    torch.manual_seed(0)
+    assert_thread_count_does_not_matter(PoseNet(TINY), torch.randn(3, 3, 64, 96))

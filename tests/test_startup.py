@@ -14,7 +14,7 @@ try:
     main({argv!r})
 except SystemExit as exc:
     code = exc.code
-heavy = sorted(m for m in ("torch", "av", "cv2", "scipy") if m in sys.modules)
+heavy = sorted(m for m in ("torch", "av", "cv2", "scipy", "ray") if m in sys.modules)
 print("HEAVY=" + ",".join(heavy))
 print("CODE=" + str(code))
 """
@@ -33,11 +33,13 @@ def _imports_after(argv: list[str]) -> tuple[set[str], int]:
     ["track", "--help"],
     ["weights", "path"], ["weights", "list"],
     ["video", "x.mp4", "--out", "o.json", "--net-height", "abc"],
+    ["manifest", "--help"], ["batch", "x", "--out-dir", "o", "--shard", "2/2"],
+    ["batch", "x", "--out-dir", "o", "--engine", "ray", "--workers", "0"],
     ["video", "x.mp4"],
 ])
 def test_light_commands_do_not_import_torch(argv) -> None:
     heavy, _ = _imports_after(argv)
-    assert not heavy & {"torch", "av", "cv2"}, heavy
+    assert not heavy & {"torch", "av", "cv2", "ray"}, heavy
 
 
 def test_compare_does_not_import_torch(tmp_path) -> None:
@@ -67,3 +69,13 @@ def test_version_and_python_dash_m() -> None:
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0
     assert result.stdout.strip() == f"posecli {__version__}"
+
+
+def test_manifest_merge_does_not_import_torch(tmp_path) -> None:
+    manifest = (b'{"tool": "posecli", "version": "0", "totals": {"interrupted": false},'
+                b' "shard": {"index": 0, "count": 1}, "files": []}')
+    (tmp_path / "m.json").write_bytes(manifest)
+    heavy, code = _imports_after(["manifest", "merge", str(tmp_path / "out.json"),
+                                  str(tmp_path / "m.json")])
+    assert code == 0
+    assert not heavy & {"torch", "av", "ray"}, heavy

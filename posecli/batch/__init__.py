@@ -1,15 +1,27 @@
-"""Many inputs, one model load: plan the jobs (:mod:`.plan`), run them
-(:mod:`.runner`), keep a manifest (:mod:`.manifest`).
+"""Many inputs, one model load: plan the jobs (:mod:`.plan`, :mod:`.shard`), run
+them (:mod:`.runner`, on an engine of :mod:`.engines`), keep a manifest
+(:mod:`.manifest`).
 
 A failed input is recorded and the batch goes on; an interrupted batch
-discards only the output in progress.
+discards only the outputs in progress.
 """
 
-from .manifest import MANIFEST_NAME, BatchReport, JobResult, write_manifest
+from .engines import ENGINES, EngineChoice
+from .manifest import MANIFEST_NAME, BatchReport, JobResult, merge_manifests, write_manifest
 from .plan import VIDEO_SUFFIXES, Job, find_inputs, plan_jobs, prepare_dir
-from .runner import VideoJobRunner, is_complete, run_jobs
+from .runner import (
+    RunnerSpec,
+    VideoJobRunner,
+    is_complete,
+    local_engine,
+    run_batch,
+    run_job,
+)
+from .shard import Shard, job_key
 
 __all__ = [
-    "MANIFEST_NAME", "VIDEO_SUFFIXES", "BatchReport", "Job", "JobResult", "VideoJobRunner",
-    "find_inputs", "is_complete", "plan_jobs", "prepare_dir", "run_jobs", "write_manifest",
+    "ENGINES", "MANIFEST_NAME", "VIDEO_SUFFIXES", "BatchReport", "EngineChoice", "Job",
+    "JobResult", "RunnerSpec", "Shard", "VideoJobRunner", "find_inputs", "is_complete",
+    "job_key", "local_engine", "merge_manifests", "plan_jobs", "prepare_dir", "run_batch",
+    "run_job", "write_manifest",
 ]

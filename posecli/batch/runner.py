@@ -1,27 +1,40 @@
-"""Running a batch's jobs: one video into its outputs, and the local engine's loop.
+"""Running a batch's jobs: one video into its outputs, and the loop every engine shares.
 
 :class:`VideoJobRunner` holds the loaded model and the options and turns one
-:class:`~posecli.batch.plan.Job` into its outputs (written atomically).
-:func:`run_jobs` runs jobs one after the other in this process, skipping
-complete outputs when asked, recording failures and stopping cleanly on Ctrl-C.
+:class:`~posecli.batch.plan.Job` into its outputs (written atomically);
+:class:`RunnerSpec` says how to build one (a Ray actor builds its own from it).
+:func:`run_batch` is the one driver loop of every engine: it decides which jobs
+to skip, records every result, and stops cleanly on Ctrl-C; an engine only
+runs jobs (:func:`local_engine` here, one after the other in this process;
+``ray_engine`` on a cluster), each through :func:`run_job`, which times a job
+and captures its failure.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import orjson
 
 from ..errors import PoseCliError
+from ..parse.params import ParseParams
 from .manifest import BatchReport, JobResult
 from .plan import Job
 
 if TYPE_CHECKING:
     from ..pipeline import Estimator, PoseModel
     from ..track.params import TrackParams
+
+#: Runs one job into its outputs; returns (frames, people).
+RunOne = Callable[[Job], tuple[int, int]]
+#: Runs jobs, calling ``on_start(job)`` as each starts and yielding (job, result)
+#: pairs as they finish, in any order; Ctrl-C propagates as KeyboardInterrupt.
+Engine = Callable[[Sequence[Job], Callable[[Job], None]], Iterator[tuple[Job, JobResult]]]
 
 
 class VideoJobRunner:
@@ -58,9 +71,38 @@ class VideoJobRunner:
             counter = PeopleCounter()
             outputs = open_outputs(self.fmt, job.output, job.render, reader.info)
             sinks = [*tracked(outputs, self.tracking), counter]
-            run = run_video_to_sinks(reader, self.model, self.estimator, sinks, self.on_frames,
+            run = run_video_to_sinks(reader, self.model, self.estimator, sinks,
+                                     lambda frames: self.on_frames(frames),
                                      tracking_options(self.tracking), keep_incomplete=False)
         return run.frames_processed, counter.people
+
+
+@dataclass(frozen=True)
+class RunnerSpec:
+    """How to build a :class:`VideoJobRunner`: picklable, so every engine's workers
+    build theirs the same way. ``weights``: a weights file path (resolved by the
+    caller); ``device``: as ``--device`` (resolved where the runner is built);
+    ``tracking``: as for :class:`VideoJobRunner`."""
+
+    weights: str
+    device: str
+    net_height: int | None
+    params: ParseParams
+    fmt: str
+    batch_size: int
+    tracking: TrackParams | None = None
+
+    def build(self, on_frames: Callable[[int], None] = lambda n: None,
+              on_warning: Callable[[str], None] | None = None,
+              device: str | None = None) -> VideoJobRunner:
+        """Load the model (on ``device`` when given, else the spec's) into a runner."""
+        from ..pipeline import Estimator, load_model
+
+        model = load_model(self.weights, device or self.device)
+        estimator = Estimator(model, self.net_height, self.params,
+                              on_warning or (lambda message: None))
+        return VideoJobRunner(model, estimator, self.fmt, self.batch_size, on_frames, on_warning,
+                              self.tracking)
 
 
 def is_complete(output: Path) -> bool:
@@ -86,30 +128,65 @@ def is_complete(output: Path) -> bool:
         return False
 
 
-def run_jobs(jobs: list[Job], run_one: Callable[[Job], tuple[int, int]], skip_existing: bool,
-             on_done: Callable[[JobResult], None] = lambda result: None) -> BatchReport:
-    """Run each job; record ok / skipped / failed; stop cleanly on Ctrl-C.
+def run_job(job: Job, run_one: RunOne) -> JobResult:
+    """Run one job: ok with its frames and people, or failed with the reason (a bad
+    input never stops a batch); timed. KeyboardInterrupt propagates."""
+    started = time.monotonic()
+    result = JobResult(str(job.source), str(job.output), "ok")
+    try:
+        result.frames, result.people = run_one(job)
+    except PoseCliError as exc:
+        result.status, result.error = "failed", str(exc)
+    except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
+        result.status, result.error = "failed", f"{type(exc).__name__}: {exc}"
+    result.seconds = round(time.monotonic() - started, 3)
+    return result
 
-    ``run_one`` processes one job and returns (frames, people); it raises
-    PoseCliError for a bad input and KeyboardInterrupt when interrupted.
+
+def local_engine(run_one: RunOne) -> Engine:
+    """The local engine: jobs one after the other in this process."""
+
+    def run(jobs: Sequence[Job], on_start: Callable[[Job], None]
+            ) -> Iterator[tuple[Job, JobResult]]:
+        for job in jobs:
+            on_start(job)
+            yield job, run_job(job, run_one)
+
+    return run
+
+
+def run_batch(jobs: Sequence[Job], engine: Engine, skip_existing: bool,
+              on_done: Callable[[JobResult], None] = lambda result: None) -> BatchReport:
+    """Run ``jobs`` on ``engine``; record ok / skipped / failed; stop cleanly on Ctrl-C.
+
+    Jobs whose complete output exists are skipped when ``skip_existing``. After
+    Ctrl-C, a job that had started and not finished is ``interrupted`` and one
+    that never started is ``not_started``. The report lists jobs in plan order.
     """
-    report = BatchReport()
-    for job in jobs:
-        started = time.monotonic()
-        result = JobResult(str(job.source), str(job.output), "ok")
-        if skip_existing and is_complete(job.output):
-            result.status = "skipped"
-        else:
-            try:
-                result.frames, result.people = run_one(job)
-            except KeyboardInterrupt:
-                report.interrupted = True
-                break
-            except PoseCliError as exc:
-                result.status, result.error = "failed", str(exc)
-            except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
-                result.status, result.error = "failed", f"{type(exc).__name__}: {exc}"
-        result.seconds = round(time.monotonic() - started, 3)
-        report.results.append(result)
+    started_at = time.monotonic()
+    results: dict[Job, JobResult] = {}
+    started: set[Job] = set()
+
+    def record(job: Job, result: JobResult) -> None:
+        results[job] = result
         on_done(result)
+
+    pending = []
+    for job in jobs:
+        if skip_existing and is_complete(job.output):
+            record(job, JobResult(str(job.source), str(job.output), "skipped"))
+        else:
+            pending.append(job)
+    report = BatchReport()
+    try:
+        with closing(engine(pending, started.add)) as finished:
+            for job, result in finished:
+                record(job, result)
+    except KeyboardInterrupt:
+        report.interrupted = True
+    for job in jobs:
+        report.results.append(results.get(job) or JobResult(
+            str(job.source), str(job.output), "interrupted" if job in started else "not_started"))
+    report.wall_seconds = round(time.monotonic() - started_at, 3)
     return report
+

@@ -23,6 +23,7 @@ from .compare import compare
 from .console import stderr_console
 from .help import PlainHelpCommand
 from .image import image
+from .manifest import manifest_app
 from .synth import synth
 from .track import track
 from .train import eval_command, train_command
@@ -62,6 +63,7 @@ app.command("eval", cls=PlainHelpCommand)(eval_command)
 app.command(cls=PlainHelpCommand)(compare)
 app.command(cls=PlainHelpCommand)(track)
 app.add_typer(weights_app, name="weights")
+app.add_typer(manifest_app, name="manifest")
 
 
 def main(argv: list[str] | None = None) -> None:

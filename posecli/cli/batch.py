@@ -45,11 +45,27 @@ def batch(
         False, "--skip-existing", help="Skip inputs whose complete output already exists."),
     manifest: Path | None = typer.Option(
         None, "--manifest", metavar="FILE",
-        help="Where to write the manifest (default: OUT_DIR/manifest.json)."),
+        help="Where to write the manifest (default: OUT_DIR/manifest.json, or "
+             "OUT_DIR/manifest-K-of-N.json with --shard)."),
     render_dir: Path | None = typer.Option(
         None, "--render-dir", metavar="DIR",
         help="Also write each input's frames with skeletons drawn as an MP4 under DIR "
              "(mirroring the input paths)."),
+    engine: str = typer.Option(
+        "local", "--engine", metavar="ENGINE", help="local (this process) or ray (workers on "
+        "a Ray cluster, or on a local Ray instance; pip install 'posecli[ray]')."),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address", metavar="ADDRESS", help="With --engine ray: auto (the cluster "
+        "this runs in), HOST:PORT, or ray://HOST:PORT (default: a new local Ray instance)."),
+    workers: int | None = typer.Option(
+        None, "--workers", min=1, metavar="N", help="With --engine ray: workers, each with "
+        "its own model (default: as many as the cluster's CPUs and GPUs hold)."),
+    gpus_per_worker: float = typer.Option(
+        0.0, "--gpus-per-worker", min=0.0, metavar="G", help="With --engine ray: GPUs per "
+        "worker; fractions let workers share a GPU (e.g. 0.5)."),
+    shard: str | None = typer.Option(
+        None, "--shard", metavar="K/N", help="Only shard K of N of the inputs (0 <= K < N), "
+        "for job arrays; merge the shards' manifests with posecli manifest merge."),
     weights: str | None = WEIGHTS,
     device: str = DEVICE,
     batch_size: int = BATCH,
@@ -80,15 +96,21 @@ def batch(
     """
     from ..batch import (
         MANIFEST_NAME,
+        EngineChoice,
         JobResult,
-        VideoJobRunner,
+        RunnerSpec,
+        Shard,
         plan_jobs,
         prepare_dir,
-        run_jobs,
+        run_batch,
         write_manifest,
     )
-    from ..pipeline import Estimator, load_model
+
+    part = Shard.parse(shard) if shard is not None else None
+    choice = EngineChoice(engine, ray_address, workers, gpus_per_worker)
+    choice.check(device)
     from ..sinks import check_format, output_suffix
+    from ..weights.store import resolve_weights
 
     params = parse_params(smoothing_sigma, peak_threshold, paf_samples, paf_threshold,
                           paf_min_fraction, min_parts, min_score)
@@ -96,31 +118,38 @@ def batch(
                             smooth_beta)
     check_format(fmt)
     jobs = plan_jobs(inputs, out_dir, output_suffix(fmt), render_dir)
-    prepare_dir(out_dir)
-    if render_dir is not None:
-        prepare_dir(render_dir)
-    model = load_model(weights, device)
-    estimator = Estimator(model, net_height, params, warn)
+    header = {"tool": "posecli", "version": __version__}
+    if part is not None:
+        header["shard"] = part.describe(jobs, out_dir)
+        jobs = part.select(jobs, out_dir)
+    spec = RunnerSpec(str(resolve_weights(weights).absolute()), device, net_height, params,
+                      fmt, batch_size, tracking)
+    with choice.session() as session:
+        prepare_dir(out_dir)
+        if render_dir is not None:
+            prepare_dir(render_dir)
+        runner = spec.build(on_warning=warn, device=choice.driver_device)
 
-    with progress_bars(quiet, files=len(jobs)) as progress:
-        run_one = VideoJobRunner(model, estimator, fmt, batch_size, progress.advance, warn,
-                                 tracking)
+        with progress_bars(quiet, files=len(jobs)) as progress:
+            def done(result: JobResult) -> None:
+                progress.file_done()
+                if result.status == "failed":
+                    say(f"posecli: failed: {result.input}: {result.error}")
 
-        def done(result: JobResult) -> None:
-            progress.file_done()
-            if result.status == "failed":
-                say(f"posecli: failed: {result.input}: {result.error}")
-
-        report = run_jobs(jobs, run_one, skip_existing, done)
-    header = {"tool": "posecli", "version": __version__, "model": model.describe(),
-              "options": {**estimator.options(), "format": fmt, **tracking_options(tracking)}}
-    write_manifest(manifest or out_dir / MANIFEST_NAME, report, header)
+            run = session.engine(spec, runner, len(jobs), progress.advance, warn)
+            report = run_batch(jobs, run, skip_existing, done)
+        header.update({"model": runner.model.describe(),
+                       "options": {**runner.estimator.options(), "format": fmt,
+                                   **tracking_options(tracking)},
+                       "engine": session.describe()})
+        default_name = part.manifest_name if part is not None else MANIFEST_NAME
+        write_manifest(manifest or out_dir / default_name, report, header)
     totals = report.totals()
     if not quiet:
         say(f"posecli: {count(totals['files'], 'file')}: {totals['ok']} ok, {totals['skipped']} "
             f"skipped, {totals['failed']} failed; {totals['frames']} frames, "
             f"{totals['people']} people, {totals['fps']:.1f} fps")
     if report.interrupted:
-        raise Interrupted("interrupted: finished outputs kept, the one in progress discarded")
+        raise Interrupted("interrupted: finished outputs kept, those in progress discarded")
     if totals["failed"]:
         raise typer.Exit(1)

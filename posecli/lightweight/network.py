@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..model import PointwiseConv
 from ..skeleton import COCO17_NAMES, COCO18_NAMES, LIMBS, NUM_HEATMAPS, NUM_PAFS, PAF_CHANNELS
 
 #: Output channels, stride and dilation of the MobileNet-v1 trunk's blocks
@@ -107,6 +108,8 @@ class LightweightConfig:
 
 def _conv(cin: int, cout: int, kernel: int, *, stride: int = 1, dilation: int = 1,
           groups: int = 1, bias: bool = True) -> nn.Conv2d:
+    if kernel == 1 and stride == 1 and groups == 1:  # the same bytes on any thread count
+        return PointwiseConv(cin, cout, 1, bias=bias)
     return nn.Conv2d(cin, cout, kernel, stride, padding=dilation * (kernel // 2),
                      dilation=dilation, groups=groups, bias=bias)
 
