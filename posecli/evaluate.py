@@ -30,6 +30,7 @@ from .formats import coco_annotation
 from .parse import ParseParams, Person
 from .parse.resample import operators_on
 from .pipeline import Estimator, PoseModel, decode_maps
+from .precision import network_input
 from .preprocess import Geometry, check_net_height, plan_geometry, preprocess
 from .skeleton import COCO18_FLIP, LIMBS, NUM_HEATMAPS, NUM_PARTS, PAF_CHANNELS
 from .train.dataset import PERSON_CATEGORY, image_folder, image_path, load_coco
@@ -143,7 +144,8 @@ class MultiScaleEstimator:
             geometry = plan_geometry(height, width, round(scale * self.net_height), spec.stride)
             rows, cols = operators_on(geometry, 0.0, self.model.device)[:2]
             net_input = preprocess(frames, geometry, self.model.device, spec)
-            heatmaps, pafs = self.model.network.predict(net_input)
+            heatmaps, pafs = self.model.network.predict(
+                network_input(net_input, self.model.precision))
             heatmaps = rows @ heatmaps.float() @ cols.T  # N x 19 x H x W
             pafs = rows @ pafs.float() @ cols.T
             heat, paf = heatmaps[0], pafs[0]
@@ -165,7 +167,7 @@ class MultiScaleEstimator:
 
     def options(self) -> dict[str, Any]:
         single = Estimator(self.model, self.net_height, self.params).options()
-        return {**single, "scales": list(self.scales), "flip": self.flip}
+        return {**single, "batch_size": 1, "scales": list(self.scales), "flip": self.flip}
 
 
 def people_to_results(people: Sequence[Person], image_id: int) -> list[dict[str, Any]]:
@@ -231,7 +233,7 @@ def evaluate(model: PoseModel, annotations: str | Path, images: str | Path,
     scales = tuple(scales)
     if len(scales) == 1 and scales[0] == 1.0 and not flip:
         single = Estimator(model, net_height, params)
-        options = single.options()
+        options = {**single.options(), "batch_size": 1}
 
         def run(image: np.ndarray) -> list[Person]:
             return single(image[None])[0]

@@ -27,6 +27,7 @@ from .lightweight.decode import decode_batch as decode_lightweight
 from .lightweight.network import LightweightNet
 from .model import PoseNet
 from .parse import ParseParams, Person, parse_batch
+from .precision import cast_network, device_kind, network_input, resolve_precision
 from .preprocess import Geometry, check_net_height, plan_geometry, preprocess
 from .sinks import Sink
 from .video import FrameBatch, VideoInfo, VideoReader, read_image
@@ -62,12 +63,15 @@ class PoseModel:
     returns (heatmaps N x 19 x h x w, pafs N x 38 x h x w) in the CMU layout.
     ``family`` (what the network expects as input, which decoding suits it)
     defaults to the weights' family, or the CMU family without weights.
+    ``precision`` (fp32, bf16 or fp16; see :mod:`posecli.precision`) is the type
+    the network was cast to: :func:`load_model` casts it.
     """
 
     network: PoseNet | LightweightNet
     weights: LoadedWeights | None
     device: torch.device
     family: ModelFamily | None = None
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         if self.family is None:
@@ -89,11 +93,15 @@ class PoseModel:
         }
 
 
-def load_model(weights: str | Path | None = None, device: str = "auto") -> PoseModel:
-    """Find and load weights (see ``weights.resolve_weights``) onto ``device``."""
+def load_model(weights: str | Path | None = None, device: str = "auto",
+               precision: str = "auto") -> PoseModel:
+    """Find and load weights (see ``weights.resolve_weights``) onto ``device``, cast to
+    ``precision`` (auto, fp32, bf16 or fp16: :func:`posecli.precision.resolve_precision`)."""
     torch_device = resolve_device(device)
+    used = resolve_precision(precision, torch_device)  # a bad value fails before loading
     loaded = load_weights(resolve_weights(weights))
-    return PoseModel(build_model(loaded, torch_device), loaded, torch_device)
+    network = cast_network(build_model(loaded, torch_device), used)
+    return PoseModel(network, loaded, torch_device, precision=used)
 
 
 class Estimator:
@@ -138,12 +146,15 @@ class Estimator:
         return decode_maps(heatmaps, pafs, geometry, self.decoder, self.params)
 
     def _predict(self, net_input: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Network outputs for a batch, split into smaller batches if memory runs out."""
+        """Float32 network outputs for a batch, split into smaller batches if memory
+        runs out."""
+        net_input = network_input(net_input, self.model.precision)
         size = len(net_input) if self.max_batch is None else min(self.max_batch, len(net_input))
         while True:
             try:
                 parts = [self.model.network.predict(chunk) for chunk in net_input.split(size)]
-                return torch.cat([h for h, _ in parts]), torch.cat([p for _, p in parts])
+                return (torch.cat([h for h, _ in parts]).float(),
+                        torch.cat([p for _, p in parts]).float())
             except torch.cuda.OutOfMemoryError:
                 if size == 1:
                     raise PoseCliError(
@@ -157,12 +168,17 @@ class Estimator:
                                 f"continuing with batches of {size}")
 
     def options(self) -> dict[str, Any]:
-        """The options that change results, for output files (a decoder other than
-        posecli's parse is named, with its constants as ``parse``)."""
+        """The options that change results, for output files: net height, the
+        precision used, the device kind and the torch version (their float rounding
+        can move borderline detections), the parse's parameters (a decoder other than
+        posecli's parse is named, with its constants as ``parse``). The batch size,
+        which also can, is the caller's (see :func:`run_video_to_sinks`)."""
+        compute = {"precision": self.model.precision,
+                   "device": device_kind(self.model.device), "torch": torch.__version__}
         if self.decoder == "lightweight":
-            return {"net_height": self.net_height, "decoder": self.decoder,
+            return {"net_height": self.net_height, **compute, "decoder": self.decoder,
                     "parse": LightweightDecoding().to_dict()}
-        return {"net_height": self.net_height, "parse": self.params.to_dict()}
+        return {"net_height": self.net_height, **compute, "parse": self.params.to_dict()}
 
 
 def decode_maps(heatmaps: torch.Tensor, pafs: torch.Tensor, geometry: Geometry,
@@ -258,7 +274,7 @@ def run_video_to_sinks(reader: VideoReader, model: PoseModel, estimator: Estimat
         if not (run.complete or keep_incomplete):
             raise KeyboardInterrupt
         info = run_info(model, estimator, source_info(reader), run.frames_processed,
-                        run.complete, options)
+                        run.complete, {"batch_size": reader.batch_size, **(options or {})})
         for sink in sinks:
             sink.finish(info)
     except BaseException:

@@ -82,7 +82,7 @@ class RunnerSpec:
     """How to build a :class:`VideoJobRunner`: picklable, so every engine's workers
     build theirs the same way. ``weights``: a weights file path (resolved by the
     caller); ``device``: as ``--device`` (resolved where the runner is built);
-    ``tracking``: as for :class:`VideoJobRunner`."""
+    ``tracking``: as for :class:`VideoJobRunner`; ``precision``: as ``--precision``."""
 
     weights: str
     device: str
@@ -91,6 +91,7 @@ class RunnerSpec:
     fmt: str
     batch_size: int
     tracking: TrackParams | None = None
+    precision: str = "auto"
 
     def build(self, on_frames: Callable[[int], None] = lambda n: None,
               on_warning: Callable[[str], None] | None = None,
@@ -98,7 +99,7 @@ class RunnerSpec:
         """Load the model (on ``device`` when given, else the spec's) into a runner."""
         from ..pipeline import Estimator, load_model
 
-        model = load_model(self.weights, device or self.device)
+        model = load_model(self.weights, device or self.device, self.precision)
         estimator = Estimator(model, self.net_height, self.params,
                               on_warning or (lambda message: None))
         return VideoJobRunner(model, estimator, self.fmt, self.batch_size, on_frames, on_warning,

@@ -20,6 +20,7 @@ from .options import (
     PAF_FRACTION,
     PAF_THRESHOLD,
     PEAK,
+    PRECISION,
     QUIET,
     SAMPLES,
     SIGMA,
@@ -68,6 +69,7 @@ def batch(
         "for job arrays; merge the shards' manifests with posecli manifest merge."),
     weights: str | None = WEIGHTS,
     device: str = DEVICE,
+    precision: str = PRECISION,
     batch_size: int = BATCH,
     net_height: int | None = NET_HEIGHT,
     fmt: str = FORMAT,
@@ -123,7 +125,7 @@ def batch(
         header["shard"] = part.describe(jobs, out_dir)
         jobs = part.select(jobs, out_dir)
     spec = RunnerSpec(str(resolve_weights(weights).absolute()), device, net_height, params,
-                      fmt, batch_size, tracking)
+                      fmt, batch_size, tracking, precision)
     with choice.session() as session:
         prepare_dir(out_dir)
         if render_dir is not None:
@@ -139,7 +141,8 @@ def batch(
             run = session.engine(spec, runner, len(jobs), progress.advance, warn)
             report = run_batch(jobs, run, skip_existing, done)
         header.update({"model": runner.model.describe(),
-                       "options": {**runner.estimator.options(), "format": fmt,
+                       "options": {**runner.estimator.options(), "batch_size": batch_size,
+                                   "format": fmt,
                                    **tracking_options(tracking)},
                        "engine": session.describe()})
         default_name = part.manifest_name if part is not None else MANIFEST_NAME

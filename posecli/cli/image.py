@@ -25,6 +25,7 @@ from .options import (
     PAF_FRACTION,
     PAF_THRESHOLD,
     PEAK,
+    PRECISION,
     QUIET,
     SAMPLES,
     SIGMA,
@@ -43,6 +44,7 @@ def image(
              "JPEG for .jpg/.jpeg inputs, else PNG). Never overwrites an input."),
     weights: str | None = WEIGHTS,
     device: str = DEVICE,
+    precision: str = PRECISION,
     net_height: int | None = NET_HEIGHT,
     fmt: str = FORMAT,
     quiet: bool = QUIET,
@@ -90,7 +92,7 @@ def image(
         if first is None:
             raise InputError(f"no image could be read ({count(len(inputs), 'input')} "
                              "failed); nothing written")
-        model = load_model(weights, device)
+        model = load_model(weights, device, precision)
         estimator = Estimator(model, net_height, params, warn)
         if render is not None:
             prepare_dir(render)
@@ -101,7 +103,8 @@ def image(
         started = time.monotonic()
         try:
             done = process_images(chain([first], images), estimator, sinks, progress.advance)
-            info = run_info(model, estimator, {"paths": list(inputs), "failed": failed}, done)
+            info = run_info(model, estimator, {"paths": list(inputs), "failed": failed}, done,
+                            extra={"batch_size": 1})
             for sink in sinks:
                 sink.finish(info)
         except BaseException:

@@ -30,6 +30,11 @@ WEIGHTS = typer.Option(
          "knows posecli's synthetic figures, not real people.")
 DEVICE = typer.Option("auto", "--device", metavar="DEVICE",
                       help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N.")
+PRECISION = typer.Option(
+    "auto", "--precision", metavar="PRECISION",
+    help="The network's arithmetic: auto (bf16 where the hardware computes it natively: "
+         "CPUs with AVX512-BF16 or AMX, CUDA GPUs with bf16; else fp32), fp32, bf16, or "
+         "fp16 (CUDA only).")
 BATCH = typer.Option(DEFAULT_BATCH_SIZE, "--batch-size", min=1, metavar="N",
                      help="Frames per network batch.")
 NET_HEIGHT = typer.Option(None, "--net-height", show_default=False, metavar="PX",

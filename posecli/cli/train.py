@@ -28,6 +28,7 @@ from .options import (
     PAF_FRACTION,
     PAF_THRESHOLD,
     PEAK,
+    PRECISION,
     QUIET_PROGRESS,
     SAMPLES,
     SIGMA,
@@ -241,6 +242,7 @@ def eval_command(
                                         "results list (JSON)."),
     as_json: bool = typer.Option(False, "--json", help="Print the scores as JSON."),
     device: str = DEVICE,
+    precision: str = PRECISION,
     max_images: int | None = typer.Option(None, "--max-images", metavar="N",
                                           help="Only the first N images (by id)."),
     quiet: bool = QUIET_PROGRESS,
@@ -269,7 +271,7 @@ def eval_command(
                           paf_min_fraction, min_parts, min_score)
     if out is not None:
         check_output_path(out)
-    model = load_model(weights, device)
+    model = load_model(weights, device, precision)
     with _eval_progress(quiet) as (on_start, on_image):
         evaluation = evaluate(model, annotations, images, net_height, scale_values, flip,
                               params, max_images, on_start=on_start, on_image=on_image)

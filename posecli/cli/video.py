@@ -21,6 +21,7 @@ from .options import (
     PAF_FRACTION,
     PAF_THRESHOLD,
     PEAK,
+    PRECISION,
     QUIET,
     SAMPLES,
     SIGMA,
@@ -42,6 +43,7 @@ def video(
     out: str = OUT,
     weights: str | None = WEIGHTS,
     device: str = DEVICE,
+    precision: str = PRECISION,
     batch_size: int = BATCH,
     net_height: int | None = NET_HEIGHT,
     frames: str | None = typer.Option(
@@ -94,7 +96,7 @@ def video(
         check_output_path(render)
     with VideoReader(input, batch_size, frame_range, realtime=realtime,
                      on_warning=warn) as reader:  # bad input fails before the model loads
-        model = load_model(weights, device)
+        model = load_model(weights, device, precision)
         estimator = Estimator(model, net_height, params, warn)
         people = PeopleCounter()
         sinks = tracked([*open_outputs(fmt, out, render, reader.info), people], tracking)
