@@ -7,7 +7,10 @@ parsed into people. Sinks (``formats``) turn the results into documents.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +37,9 @@ from .video import FrameBatch, VideoInfo, VideoReader, read_image
 from .weights.load import LoadedWeights, build_model, load_weights
 from .weights.metadata import public_metadata
 from .weights.store import resolve_weights
+
+#: The name of the thread that parses a batch while the network runs the next one.
+PARSE_THREAD = "posecli-parse"
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -104,6 +110,16 @@ def load_model(weights: str | Path | None = None, device: str = "auto",
     return PoseModel(network, loaded, torch_device, precision=used)
 
 
+@dataclass(frozen=True)
+class NetworkMaps:
+    """One batch's float32 network outputs (heatmaps N x 19 x h x w, pafs N x 38 x h x w,
+    CMU layout) and the geometry that maps them onto the frames."""
+
+    heatmaps: torch.Tensor
+    pafs: torch.Tensor
+    geometry: Geometry
+
+
 class Estimator:
     """Runs batches of same-sized frames through the network and the decoding.
 
@@ -136,14 +152,24 @@ class Estimator:
             on_warning("the parse options (--peak-threshold, --min-parts ...) do not apply to "
                        "the Lightweight OpenPose decoding, which uses its published constants")
 
-    @torch.inference_mode()
     def __call__(self, images: np.ndarray) -> list[list[Person]]:
         """N x H x W x 3 uint8 RGB frames of one size -> the people of each frame."""
+        return self.decode(self.maps(images))
+
+    @torch.inference_mode()
+    def maps(self, images: np.ndarray) -> NetworkMaps:
+        """The network half: N x H x W x 3 uint8 RGB frames of one size -> their maps."""
         spec = self.model.family.input
         geometry = plan_geometry(images.shape[1], images.shape[2], self.net_height, spec.stride)
         net_input = preprocess(images, geometry, self.model.device, spec)
         heatmaps, pafs = self._predict(net_input)
-        return decode_maps(heatmaps, pafs, geometry, self.decoder, self.params)
+        return NetworkMaps(heatmaps, pafs, geometry)
+
+    @torch.inference_mode()
+    def decode(self, maps: NetworkMaps) -> list[list[Person]]:
+        """The decoding half: a batch's maps -> the people of each frame (no state is
+        kept between calls, so it may run on another thread than :meth:`maps`)."""
+        return decode_maps(maps.heatmaps, maps.pafs, maps.geometry, self.decoder, self.params)
 
     def _predict(self, net_input: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Float32 network outputs for a batch, split into smaller batches if memory
@@ -235,6 +261,12 @@ def process_video(reader: VideoReader, estimator: Estimator, sinks: Sequence[Sin
                   on_batch: Callable[[int], None] = lambda n: None) -> VideoRun:
     """Run every batch of ``reader`` through ``estimator`` into ``sinks``.
 
+    Three stages overlap: the reader's thread decodes ahead, the network runs
+    batch k+1 while a parse thread decodes batch k's maps into people, and the
+    sinks get each batch, in order, on this thread once its parse is done. The
+    people are exactly those of ``estimator(batch.images)`` batch by batch (the
+    parse keeps no state between batches).
+
     Ctrl-C (or SIGTERM, which the CLI maps to it) stops at once, even in the
     middle of a long network call (which is left to finish in the background
     and is thrown away); the run is then reported incomplete, and the sinks
@@ -242,21 +274,43 @@ def process_video(reader: VideoReader, estimator: Estimator, sinks: Sequence[Sin
     """
     name = Path(reader.info.path).name
     done = 0
+    pending: deque[tuple[FrameBatch, Future[list[list[Person]]]]] = deque()
+    parse_thread = ThreadPoolExecutor(1, thread_name_prefix=PARSE_THREAD)
+
+    def write(batch: FrameBatch, people: list[list[Person]]) -> None:
+        nonlocal done
+        height, width = batch.images.shape[1:3]
+        frames = [FrameResult(int(index), float(timestamp), width, height,
+                              f"{name}#{int(index)}", found)
+                  for index, timestamp, found in zip(batch.indices, batch.timestamps, people)]
+        with signals_held():  # what the sinks hold and the count always agree
+            for sink in sinks:
+                sink.add(batch, frames)
+            done += len(frames)
+        on_batch(len(frames))
+
     try:
         for batch in reader:
-            people = run_interruptibly(estimator, batch.images)
-            height, width = batch.images.shape[1:3]
-            frames = [FrameResult(int(index), float(timestamp), width, height,
-                                  f"{name}#{int(index)}", found)
-                      for index, timestamp, found in zip(batch.indices, batch.timestamps, people)]
-            with signals_held():  # what the sinks hold and the count always agree
-                for sink in sinks:
-                    sink.add(batch, frames)
-                done += len(frames)
-            on_batch(len(frames))
+            maps = run_interruptibly(estimator.maps, batch.images)  # batch k-1 parses meanwhile
+            if pending:
+                write(pending[0][0], _result(pending.popleft()[1]))
+            pending.append((batch, parse_thread.submit(estimator.decode, maps)))
+        while pending:
+            write(pending[0][0], _result(pending.popleft()[1]))
     except KeyboardInterrupt:
         return VideoRun(reader.info, done, complete=False)
+    finally:
+        parse_thread.shutdown(wait=False, cancel_futures=True)
     return VideoRun(reader.info, done, complete=True)
+
+
+def _result(future: Future[Any]) -> Any:
+    """A future's result, waited for in short steps so Ctrl-C reaches this thread."""
+    while True:
+        try:
+            return future.result(timeout=0.1)
+        except FutureTimeout:
+            continue
 
 
 def run_video_to_sinks(reader: VideoReader, model: PoseModel, estimator: Estimator,
