@@ -99,6 +99,12 @@ class PoseModel:
         }
 
 
+def check_precision(precision: str, device: str = "auto") -> str:
+    """The precision ``load_model(..., device, precision)`` will use; a UsageError now
+    (before any work) for a bad value or one the device cannot run."""
+    return resolve_precision(precision, resolve_device(device))
+
+
 def load_model(weights: str | Path | None = None, device: str = "auto",
                precision: str = "auto") -> PoseModel:
     """Find and load weights (see ``weights.resolve_weights``) onto ``device``, cast to

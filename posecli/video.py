@@ -18,6 +18,7 @@ import itertools
 import os
 import queue
 import re
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -59,6 +60,9 @@ _JOIN_S = 10.0
 _OPEN_TIMEOUT_S = 20.0
 _READ_TIMEOUT_S = 30.0
 
+# Batch arrays in use beyond the queue: the consumer's (network, parse, sinks) and the
+# one being filled.
+_ARRAYS_IN_USE = 4
 # Most packets remembered as given to the decoder and not yet out (its delay is less).
 _MAX_PENDING = 64
 # More corrupt packets than this in a row and the input is unreadable, not damaged.
@@ -370,10 +374,13 @@ class VideoReader:
             return
 
     def _batches(self) -> Iterator[FrameBatch]:
+        """The selected frames, converted to RGB straight into batch arrays."""
         start, stop, step = self._start, self._stop_index, self._step
         fps = self.info.fps
         stream_start = self._decoder.stream_start
-        images: list[np.ndarray] = []
+        arrays = _BatchArrays(self.batch_size, self._queue.maxsize + _ARRAYS_IN_USE)
+        images: np.ndarray | None = None  # the batch being filled: its first `count` frames
+        count = 0
         indices: list[int] = []
         times: list[float] = []
         if stop is not None and start >= stop:
@@ -386,23 +393,26 @@ class VideoReader:
             if stop is not None and index >= stop:
                 break  # skipped packets made the index jump past the range
             if index >= start and (index - start) % step == 0:
-                image = _to_rgb(frame)
-                if images and image.shape != images[0].shape:
-                    yield _batch(images, indices, times)
-                    images, indices, times = [], [], []
-                images.append(image)
+                image = _rgb_view(frame)
+                if images is not None and image.shape != images.shape[1:]:
+                    yield _batch(images[:count], indices, times)
+                    images, count, indices, times = None, 0, [], []
+                if images is None:
+                    images = arrays.take(image.shape)
+                images[count] = image
+                count += 1
                 indices.append(index)
                 if frame.pts is not None:
                     times.append(float(frame.time) - stream_start)
                 else:
                     times.append(index / fps if fps else float("nan"))
-                if len(images) == self.batch_size:
+                if count == self.batch_size:
                     yield _batch(images, indices, times)
-                    images, indices, times = [], [], []
+                    images, count, indices, times = None, 0, [], []
             if stop is not None and index + 1 >= stop:
                 break  # do not decode past the end of the range
-        if images:
-            yield _batch(images, indices, times)
+        if images is not None:
+            yield _batch(images[:count], indices, times)
 
 
 def read_batches(
@@ -705,12 +715,50 @@ def rotate_upright(image: np.ndarray, rotation: int) -> np.ndarray:
 
 def _to_rgb(frame: av.VideoFrame) -> np.ndarray:
     """An upright ``(H, W, 3)`` uint8 RGB copy of a decoded frame."""
-    return rotate_upright(frame.to_ndarray(format="rgb24"), _rotation(frame))
+    return np.ascontiguousarray(_rgb_view(frame))
 
 
-def _batch(images: list[np.ndarray], indices: list[int], times: list[float]) -> FrameBatch:
+def _rgb_view(frame: av.VideoFrame) -> np.ndarray:
+    """An upright ``(H, W, 3)`` uint8 RGB view of a decoded frame, valid while the
+    converted frame lives (PyAV's array views its buffer; a rotation is a view too)."""
+    return np.rot90(frame.to_ndarray(format="rgb24"), k=_rotation(frame) // 90)
+
+
+class _BatchArrays:
+    """``(batch_size, H, W, 3)`` uint8 arrays for batches, reused once nothing else
+    holds them.
+
+    A fresh array of tens of megabytes comes from the kernel as untouched pages,
+    and the first write of every page faults: at 1080p that cost as much as the
+    decoding. An array is handed out again only when this pool holds the only
+    reference to it (NumPy views, a ``FrameBatch`` and a tensor made with
+    ``torch.as_tensor`` all hold one), so a batch is never overwritten while
+    anything can still read it. At most ``keep`` arrays are kept.
+    """
+
+    def __init__(self, batch_size: int, keep: int) -> None:
+        self._batch_size = batch_size
+        self._keep = keep
+        self._arrays: list[np.ndarray] = []
+
+    def take(self, shape: tuple[int, ...]) -> np.ndarray:
+        """A ``(batch_size, *shape)`` uint8 array that nothing else references."""
+        for position in range(len(self._arrays)):
+            # References: the list's, and getrefcount's argument.
+            if sys.getrefcount(self._arrays[position]) == 2:
+                if self._arrays[position].shape[1:] == shape:
+                    return self._arrays[position]
+                del self._arrays[position]  # another size: free, and make room
+                break
+        array = np.empty((self._batch_size, *shape), dtype=np.uint8)
+        if len(self._arrays) < self._keep:
+            self._arrays.append(array)
+        return array
+
+
+def _batch(images: np.ndarray, indices: list[int], times: list[float]) -> FrameBatch:
     return FrameBatch(
-        images=np.stack(images),
+        images=images,
         indices=np.asarray(indices, dtype=np.int64),
         timestamps=np.asarray(times, dtype=np.float64),
     )

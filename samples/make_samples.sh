@@ -15,5 +15,5 @@ posecli synth "$tmp/walkers" --images 0 --videos 1 --video-frames 20 --fps 10 \
     --width 256 --height 256 --min-people 1 --max-people 3 --seed 7 --quiet
 cp "$tmp/walkers/videos/clip_000.mp4" samples/walkers.mp4
 cp "$tmp/walkers/videos/clip_000.json" samples/walkers.truth.json
-posecli video samples/walkers.mp4 --weights demo --net-height 256 --quiet \
+posecli video samples/walkers.mp4 --weights demo --net-height 256 --precision fp32 --quiet \
     --out samples/walkers.expected.json

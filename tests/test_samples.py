@@ -23,6 +23,7 @@ def test_samples_exist():
 def test_sample_matches_expected(clip, tmp_path, capsys):
     actual = tmp_path / f"{clip.stem}.json"
     code, _, err = run_cli(["video", clip, "--weights", "demo", "--net-height", 256,
+                            "--precision", "fp32",  # the reference is fp32, on any machine
                             "--quiet", "--out", actual], capsys)
     assert code == 0, err
     code, out, err = run_cli(["compare", clip.with_suffix(".expected.json"), actual], capsys)

@@ -111,6 +111,9 @@ def batch(
     part = Shard.parse(shard) if shard is not None else None
     choice = EngineChoice(engine, ray_address, workers, gpus_per_worker)
     choice.check(device)
+    from ..pipeline import check_precision
+
+    check_precision(precision, choice.driver_device or device)
     from ..sinks import check_format, output_suffix
     from ..weights.store import resolve_weights
 

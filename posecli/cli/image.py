@@ -66,7 +66,14 @@ def image(
     """
     from ..batch import prepare_dir
     from ..formats import check_output_path
-    from ..pipeline import Estimator, load_model, process_images, read_images, run_info
+    from ..pipeline import (
+        Estimator,
+        check_precision,
+        load_model,
+        process_images,
+        read_images,
+        run_info,
+    )
     from ..render import StillRenderSink
     from ..sinks import PeopleCounter, check_format, open_sink
     from ..stills import plan_renders
@@ -75,6 +82,7 @@ def image(
                           paf_min_fraction, min_parts, min_score)
     check_format(fmt)
     check_output_path(out)
+    check_precision(precision, device)
     renders = plan_renders(inputs, render) if render is not None else None
     failed: list[str] = []
     with progress_bars(quiet) as progress:
