@@ -1,23 +1,39 @@
-"""Throughput of each stage and of the whole pipeline, printed as one table.
+"""Throughput of every stage and of the whole pipeline, per model and precision.
 
-    python benchmarks/bench_pipeline.py                      # CPU-sized defaults
-    python benchmarks/bench_pipeline.py --device cuda --batch-sizes 1,8,32 \\
-        --precisions fp32,bf16 --e2e-frames 400
+    python benchmarks/bench_pipeline.py                  # CPU-sized defaults, ~3 min
+    python benchmarks/bench_pipeline.py --device cuda --batch-size 32 --frames 256 \\
+        --net-height 368
 
-Measures: decoding (vtest.avi from ../shared/media when present, and a
-generated 1920x1080 H.264 clip), the network at each batch size and precision
-(frames/s and achieved TFLOP/s from the model's FLOP count), and end to end
-(decode -> network -> parse) on vtest.avi. Random weights in the CMU layout:
-speed does not depend on the weights' values. Post-processing per people count
-is in bench_parse.py.
+Prints two tables, titled with the machine (benchmarks/machine.py):
+
+* per model and precision, on the first ``--frames`` frames of vtest.avi
+  (../shared/media; a generated 768x576 clip where it is missing) at
+  ``--net-height``: the network (resize, normalise and the network:
+  ``Estimator.maps``), the parse (``Estimator.decode``), decoding
+  (``VideoReader``) and end to end (``process_video``: the three overlapped,
+  into a sink that discards), each in frames/s and ms per frame, and end to end
+  as a share of the network alone. Network and end to end are measured in
+  alternation, ``--rounds`` times each, and the medians are shown, so a load
+  that comes and goes hits both alike.
+* decoding: posecli's ``VideoReader`` against plain threaded PyAV
+  (``thread_type="AUTO"``, ``to_ndarray("rgb24")``), alternating, on vtest.avi
+  and a generated 1920x1080 H.264 clip.
+
+Models: ``demo`` (the built-in demonstration model, CMU layout, trained
+weights), ``lightweight`` (Lightweight OpenPose's network with random weights:
+its published checkpoint is not redistributable here, and speed does not depend
+on the weights' values; its maps from random weights make the decoding's work
+unrepresentative) and ``cmu`` (the full CMU network, random weights; likewise).
+Precisions: fp32, bf16 where the device has it natively, fp16 on CUDA.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import av
@@ -27,25 +43,27 @@ from machine import describe, sync
 from rich.console import Console
 from rich.table import Table
 
+from posecli.families import LIGHTWEIGHT
+from posecli.lightweight.network import LightweightNet
 from posecli.model import PoseNet
-from posecli.pipeline import Estimator, PoseModel, process_video
-from posecli.preprocess import plan_geometry, preprocess
+from posecli.pipeline import Estimator, NetworkMaps, PoseModel, load_model, process_video
+from posecli.precision import cast_network, native_bf16
 from posecli.sinks import Sink
-from posecli.video import VideoReader
-from posecli.weights import LoadedWeights
+from posecli.video import FrameBatch, VideoReader
 
 SHARED_VTEST = Path(__file__).resolve().parents[2] / "shared" / "media" / "vtest.avi"
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+MODELS = ("demo", "lightweight", "cmu")
 
 
-def make_1080p_clip(folder: Path, frames: int) -> Path:
-    """A generated 1920x1080 H.264 clip of moving gradients (``frames`` frames, 30 fps)."""
-    path = folder / "clip_1080p.mp4"
+def make_clip(folder: Path, name: str, width: int, height: int, frames: int,
+              codec: str = "libx264") -> Path:
+    """A generated clip of moving gradients (``frames`` frames, 30 fps, yuv420p)."""
+    path = folder / name
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=30)
-        stream.width, stream.height, stream.pix_fmt = 1920, 1080, "yuv420p"
-        x = np.linspace(0, 255, 1920, dtype=np.float32)[None, :, None]
-        y = np.linspace(0, 255, 1080, dtype=np.float32)[:, None, None]
+        stream = container.add_stream(codec, rate=30)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        x = np.linspace(0, 255, width, dtype=np.float32)[None, :, None]
+        y = np.linspace(0, 255, height, dtype=np.float32)[:, None, None]
         for i in range(frames):
             image = ((x + y + 8 * i) % 256).astype(np.uint8).repeat(3, axis=2)
             for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
@@ -55,102 +73,177 @@ def make_1080p_clip(folder: Path, frames: int) -> Path:
     return path
 
 
-def decode_fps(path: Path, batch_size: int = 8) -> tuple[float, int]:
-    started, count = time.perf_counter(), 0
-    with VideoReader(str(path), batch_size) as reader:
+def plain_pyav(path: Path) -> int:
+    """Plain threaded PyAV decoding to RGB arrays: the frames decoded."""
+    count = 0
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for frame in container.decode(stream):
+            frame.to_ndarray(format="rgb24")
+            count += 1
+    return count
+
+
+def posecli_reader(path: Path, batch_size: int = 8, frames: slice | None = None) -> int:
+    """posecli's VideoReader: the frames decoded."""
+    count = 0
+    with VideoReader(str(path), batch_size, frames) as reader:
         for batch in reader:
             count += len(batch.indices)
-    return count / (time.perf_counter() - started), count
+    return count
 
 
-def network_fps(network: PoseNet, device: torch.device, batch: int, dtype: torch.dtype | None,
-                height: int, width: int, repeats: int) -> float:
-    geometry = plan_geometry(height, width, height)
-    frames = np.random.default_rng(0).integers(0, 255, (batch, height, width, 3), dtype=np.uint8)
-    net_input = preprocess(frames, geometry, device)
-    times = []
-    with torch.inference_mode(), torch.autocast(device.type, dtype=dtype or torch.float32,
-                                                enabled=dtype is not None):
-        for i in range(repeats + 1):
-            sync(device)
-            started = time.perf_counter()
-            network.predict(net_input)
-            sync(device)
-            if i:  # the first run warms up
-                times.append(time.perf_counter() - started)
-    return batch / statistics.median(times)
+class Rate:
+    """Frames/s of ``function()`` (which returns the frames it handled), and the CPU
+    time it took per frame in ms (all threads of this process: the work done, which
+    a load from other processes changes less than the wall time)."""
+
+    def __init__(self, function: Callable[[], int]) -> None:
+        started, cpu = time.perf_counter(), time.process_time()
+        count = function()
+        self.fps = count / (time.perf_counter() - started)
+        self.cpu_ms = (time.process_time() - cpu) / count * 1000
+
+
+def median(rates: list[Rate]) -> Rate:
+    """The run of median frames/s."""
+    return sorted(rates, key=lambda r: r.fps)[len(rates) // 2]
+
+
+def build(name: str, device: torch.device, precision: str) -> PoseModel:
+    """The benchmarked model ``name`` on ``device``, cast to ``precision``."""
+    if name == "demo":
+        return load_model("demo", str(device), precision)
+    torch.manual_seed(0)
+    if name == "lightweight":
+        network, family = LightweightNet(), LIGHTWEIGHT
+    else:
+        network, family = PoseNet(), None
+    network = cast_network(network.eval().to(device), precision)
+    return PoseModel(network, None, device, family, precision)
 
 
 class _Discard(Sink):
-    def add(self, batch, frames) -> None:
+    def add(self, batch: FrameBatch, frames: list) -> None:
         pass
 
-    def finish(self, info) -> None:
+    def finish(self, info: dict) -> None:
         pass
 
 
-def end_to_end_fps(model: PoseModel, path: Path, frames: int, batch: int,
-                   net_height: int) -> float:
+def measure_model(model: PoseModel, path: Path, frames: int, batch_size: int,
+                  net_height: int, rounds: int) -> dict[str, Rate]:
+    """Frames/s of the network, the parse and end to end on ``path``'s first frames."""
     estimator = Estimator(model, net_height)
-    started = time.perf_counter()
-    with VideoReader(str(path), batch, slice(0, frames)) as reader:
-        run = process_video(reader, estimator, [_Discard()])
-    sync(model.device)
-    return run.frames_processed / (time.perf_counter() - started)
+    with VideoReader(str(path), batch_size, slice(0, frames)) as reader:
+        batches = [FrameBatch(b.images.copy(), b.indices, b.timestamps) for b in reader]
+    count = sum(len(b.indices) for b in batches)
+    estimator.maps(batches[0].images)  # warm-up (oneDNN picks its kernels)
+    maps: list[NetworkMaps] = []
+
+    def network() -> int:
+        maps.clear()
+        for batch in batches:
+            maps.append(estimator.maps(batch.images))
+        sync(model.device)
+        return count
+
+    def end_to_end() -> int:
+        with VideoReader(str(path), batch_size, slice(0, frames)) as reader:
+            run = process_video(reader, estimator, [_Discard()])
+        sync(model.device)
+        return run.frames_processed
+
+    network_runs, e2e_runs = [], []
+    for _ in range(rounds):
+        network_runs.append(Rate(network))
+        e2e_runs.append(Rate(end_to_end))
+
+    def parse() -> int:
+        for batch_maps in maps:
+            estimator.decode(batch_maps)
+        return count
+
+    return {"network": median(network_runs), "parse": Rate(parse),
+            "end to end": median(e2e_runs)}
+
+
+def cell(result: Rate) -> str:
+    """frames/s, wall ms per frame, CPU ms per frame."""
+    return f"{result.fps:.1f} · {1000 / result.fps:.1f} · {result.cpu_ms:.1f}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--batch-sizes", default=None, help="default: 1 on CPU, 1,8,32 on CUDA")
+    parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--precisions", default=None,
-                        help="default: fp32 on CPU, fp32,bf16 on CUDA")
-    parser.add_argument("--net-height", type=int, default=368)
-    parser.add_argument("--repeats", type=int, default=None)
-    parser.add_argument("--e2e-frames", type=int, default=None)
+                        help="default: fp32, bf16 where native, fp16 on CUDA")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--net-height", type=int, default=184)
+    parser.add_argument("--frames", type=int, default=None,
+                        help="vtest frames per measurement (default: 32 on CPU, 256 on CUDA)")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--decode-rounds", type=int, default=3)
     parser.add_argument("--decode-frames", type=int, default=120, help="1080p clip length")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="also write the tables (plain text) to this file")
     args = parser.parse_args()
     device = torch.device(args.device)
-    gpu = device.type == "cuda"
-    batch_sizes = [int(b) for b in (args.batch_sizes or ("1,8,32" if gpu else "1")).split(",")]
-    precisions = (args.precisions or ("fp32,bf16" if gpu else "fp32")).split(",")
-    repeats = args.repeats or (10 if gpu else 2)
-    e2e_frames = args.e2e_frames or (400 if gpu else 8)
-
-    table = Table(title=f"posecli pipeline benchmark — {describe(device)}")
-    for column in ("stage", "setting", "frames/s", "notes"):
-        table.add_column(column, justify="right" if column == "frames/s" else "left")
+    precisions = (args.precisions.split(",") if args.precisions else
+                  ["fp32"] + (["bf16"] if native_bf16(device) else [])
+                  + (["fp16"] if device.type == "cuda" else []))
+    frames = args.frames or (256 if device.type == "cuda" else 32)
+    console = Console(record=args.out is not None, width=160)
+    machine = describe(device)
 
     with tempfile.TemporaryDirectory() as tmp:
-        clips = [("1920x1080 H.264 (generated)", make_1080p_clip(Path(tmp), args.decode_frames))]
-        if SHARED_VTEST.is_file():
-            clips.insert(0, ("vtest.avi 768x576 MS-MPEG4", SHARED_VTEST))
+        folder = Path(tmp)
+        vtest = SHARED_VTEST if SHARED_VTEST.is_file() else make_clip(
+            folder, "vtest_like.avi", 768, 576, max(frames, 120), "mpeg4")
+        clips = [(f"{vtest.name} 768x576", vtest),
+                 ("1920x1080 H.264 (generated)",
+                  make_clip(folder, "clip_1080p.mp4", 1920, 1080, args.decode_frames))]
+
+        decode = Table(title=f"decoding to RGB, {args.decode_rounds} alternating rounds, "
+                             f"median — {machine}", title_justify="left")
+        for column in ("clip", "plain PyAV f/s · ms · cpu ms", "VideoReader f/s · ms · cpu ms",
+                       "ratio f/s"):
+            decode.add_column(column, justify="left" if column == "clip" else "right")
         for name, path in clips:
-            fps, count = decode_fps(path)
-            table.add_row("decode", name, f"{fps:.1f}", f"{count} frames, RGB out")
+            plain, ours = [], []
+            for _ in range(args.decode_rounds):
+                plain.append(Rate(lambda path=path: plain_pyav(path)))
+                ours.append(Rate(lambda path=path: posecli_reader(path)))
+            plain_rate, our_rate = median(plain), median(ours)
+            decode.add_row(name, cell(plain_rate), cell(our_rate),
+                           f"{our_rate.fps / plain_rate.fps:.0%}")
 
-    network = PoseNet().eval().to(device)
-    height, width = args.net_height, round(args.net_height * 4 / 3 / 8) * 8
-    geometry = plan_geometry(height, width, height)
-    gflop = network.flops(geometry.padded_height, geometry.padded_width) / 1e9
-    for precision in precisions:
-        for batch in batch_sizes:
-            fps = network_fps(network, device, batch, PRECISIONS[precision], height, width,
-                              repeats)
-            table.add_row("network", f"batch {batch}, {precision}, "
-                          f"{geometry.padded_height}x{geometry.padded_width}",
-                          f"{fps:.2f}",
-                          f"{fps * gflop / 1000:.2f} TFLOP/s ({gflop:.0f} GFLOP/frame)")
-
-    if SHARED_VTEST.is_file():
-        weights = LoadedWeights(network.state_dict(), network.config, "body_pose_model",
-                                Path("random"), "-")
-        model = PoseModel(network, weights, device)
-        batch = max(batch_sizes)
-        fps = end_to_end_fps(model, SHARED_VTEST, e2e_frames, batch, args.net_height)
-        table.add_row("end to end", f"vtest.avi, batch {batch}, fp32, net {args.net_height}",
-                      f"{fps:.2f}", f"{e2e_frames} frames: decode + network + parse")
-    Console().print(table)
+        reader = median([Rate(lambda: posecli_reader(vtest, args.batch_size, slice(0, frames)))
+                         for _ in range(args.decode_rounds)])
+        stages = Table(title=f"{vtest.name}, first {frames} frames, net height "
+                             f"{args.net_height}, batch {args.batch_size} — {machine}",
+                       title_justify="left")
+        for column in ("model", "precision", "network", "parse", "decode", "end to end",
+                       "e2e / network"):
+            stages.add_column(column, justify="left" if column in ("model", "precision")
+                              else "right")
+        for name in args.models.split(","):
+            for precision in precisions:
+                model = build(name, device, precision)
+                result = measure_model(model, vtest, frames, args.batch_size,
+                                       args.net_height, args.rounds)
+                stages.add_row(name, precision, cell(result["network"]), cell(result["parse"]),
+                               cell(reader), cell(result["end to end"]),
+                               f"{result['end to end'].fps / result['network'].fps:.0%}")
+                console.print(f"measured {name} {precision}", style="dim")
+    console.print(stages)
+    console.print("cells: frames/s · wall ms per frame · CPU ms per frame (all threads)")
+    console.print(decode)
+    if args.out is not None:
+        args.out.write_text(console.export_text())
+        print(f"tables written to {args.out}", file=sys.stderr)
 
 
 if __name__ == "__main__":
