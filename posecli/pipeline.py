@@ -276,7 +276,8 @@ def process_video(reader: VideoReader, estimator: Estimator, sinks: Sequence[Sin
     Ctrl-C (or SIGTERM, which the CLI maps to it) stops at once, even in the
     middle of a long network call (which is left to finish in the background
     and is thrown away); the run is then reported incomplete, and the sinks
-    hold every frame finished before it.
+    hold every frame whose network call finished before it (the parse of the
+    last such batch is short: it is waited for, unless a second Ctrl-C comes).
     """
     name = Path(reader.info.path).name
     done = 0
@@ -304,6 +305,11 @@ def process_video(reader: VideoReader, estimator: Estimator, sinks: Sequence[Sin
         while pending:
             write(pending[0][0], _result(pending.popleft()[1]))
     except KeyboardInterrupt:
+        try:
+            while pending:
+                write(pending[0][0], _result(pending.popleft()[1]))
+        except KeyboardInterrupt:
+            pass
         return VideoRun(reader.info, done, complete=False)
     finally:
         parse_thread.shutdown(wait=False, cancel_futures=True)

@@ -65,7 +65,7 @@ def test_all_good_exits_zero_with_globs(tree, tiny_weights, capsys):
 def test_resume_after_interrupt_processes_only_the_rest(tree, tiny_weights, capsys,
                                                         monkeypatch):
     seen = []
-    real_call = Estimator.__call__
+    real_call = Estimator.maps
 
     def interrupt_second_file(self, images):
         seen.append(images.shape)
@@ -73,7 +73,7 @@ def test_resume_after_interrupt_processes_only_the_rest(tree, tiny_weights, caps
             raise KeyboardInterrupt
         return real_call(self, images)
 
-    monkeypatch.setattr(Estimator, "__call__", interrupt_second_file)
+    monkeypatch.setattr(Estimator, "maps", interrupt_second_file)
     args = ["batch", "videos", "--out-dir", "out", "--weights", tiny_weights,
             "--net-height", 64, "--skip-existing"]
     code, _, err = run_cli(args, capsys)
@@ -85,9 +85,9 @@ def test_resume_after_interrupt_processes_only_the_rest(tree, tiny_weights, caps
     assert [f["status"] for f in manifest["files"]] == ["ok", "interrupted", "not_started"]
     assert manifest["totals"]["interrupted"] and manifest["totals"]["unfinished"] == 2
 
-    monkeypatch.setattr(Estimator, "__call__", real_call)
+    monkeypatch.setattr(Estimator, "maps", real_call)
     calls = []
-    monkeypatch.setattr(Estimator, "__call__",
+    monkeypatch.setattr(Estimator, "maps",
                         lambda self, images: calls.append(1) or real_call(self, images))
     code, _, err = run_cli(args, capsys)
     assert code == 0, err

@@ -40,7 +40,7 @@ def test_interrupt_keeps_finished_frames(fmt, tmp_path, tiny_weights, small_vide
                                          monkeypatch):
     """Ctrl-C during the third batch: two batches are written, marked incomplete."""
     calls = []
-    real_call = Estimator.__call__
+    real_call = Estimator.maps
 
     def interrupted_on_third(self, images):
         calls.append(len(images))
@@ -48,7 +48,7 @@ def test_interrupt_keeps_finished_frames(fmt, tmp_path, tiny_weights, small_vide
             raise KeyboardInterrupt
         return real_call(self, images)
 
-    monkeypatch.setattr(Estimator, "__call__", interrupted_on_third)
+    monkeypatch.setattr(Estimator, "maps", interrupted_on_third)
     out = tmp_path / "poses.json"
     code, _, err = run_cli(["video", small_video, "--weights", tiny_weights, "--out", out,
                             "--net-height", 64, "--batch-size", 2, "--format", fmt], capsys)
@@ -164,7 +164,7 @@ def test_ctrl_c_during_a_long_network_call_stops_within_a_second(tmp_path, tiny_
     import os
     import threading
 
-    real_call = Estimator.__call__
+    real_call = Estimator.maps
     calls, signalled = [], []
     release = threading.Event()  # ends the abandoned call when the test is over
 
@@ -179,7 +179,7 @@ def test_ctrl_c_during_a_long_network_call_stops_within_a_second(tmp_path, tiny_
             release.wait(30)  # a network call far longer than the allowed second
         return real_call(self, images)
 
-    monkeypatch.setattr(Estimator, "__call__", slow_second_batch)
+    monkeypatch.setattr(Estimator, "maps", slow_second_batch)
     out = tmp_path / "poses.json"
     started = time.monotonic()
     try:
