@@ -30,7 +30,6 @@ from .formats import coco_annotation
 from .parse import ParseParams, Person
 from .parse.resample import operators_on
 from .pipeline import Estimator, PoseModel, decode_maps
-from .precision import network_input
 from .preprocess import Geometry, check_net_height, plan_geometry, preprocess
 from .skeleton import COCO18_FLIP, LIMBS, NUM_HEATMAPS, NUM_PARTS, PAF_CHANNELS
 from .train.dataset import PERSON_CATEGORY, image_folder, image_path, load_coco
@@ -144,8 +143,7 @@ class MultiScaleEstimator:
             geometry = plan_geometry(height, width, round(scale * self.net_height), spec.stride)
             rows, cols = operators_on(geometry, 0.0, self.model.device)[:2]
             net_input = preprocess(frames, geometry, self.model.device, spec)
-            heatmaps, pafs = self.model.network.predict(
-                network_input(net_input, self.model.precision))
+            heatmaps, pafs = self.model.network.predict(net_input)
             heatmaps = rows @ heatmaps.float() @ cols.T  # N x 19 x H x W
             pafs = rows @ pafs.float() @ cols.T
             heat, paf = heatmaps[0], pafs[0]

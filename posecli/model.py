@@ -17,6 +17,7 @@ from torch import nn
 
 from .defaults import STRIDE
 from .model_config import ModelConfig
+from .precision import network_input
 from .skeleton import NUM_HEATMAPS, NUM_PAFS
 
 #: VGG-19 layers up to conv4_2: (name, block index) or "pool".
@@ -125,9 +126,10 @@ class PoseNet(nn.Module):
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The last stage only: (heatmaps N x 19 x h x w, pafs N x 38 x h x w)."""
-        pafs, heatmaps = self.forward(images)[-1]
-        return heatmaps, pafs
+        """The last stage only: (heatmaps N x 19 x h x w, pafs N x 38 x h x w), float32,
+        computed in the weights' type (see :mod:`posecli.precision`)."""
+        pafs, heatmaps = self.forward(network_input(images, self.conv1_1.weight))[-1]
+        return heatmaps.float(), pafs.float()
 
 
     def flops(self, height: int, width: int) -> int:

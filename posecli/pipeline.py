@@ -1,8 +1,10 @@
 """Frames through the stages: preprocess -> network -> parse -> per-frame results.
 
 The decoding thread (``video.VideoReader``) feeds batches of frames; each batch
-is resized and normalised on the model's device, run through the network, and
-parsed into people. Sinks (``formats``) turn the results into documents.
+is resized and normalised on the model's device, run through the network (in the
+model's precision, see ``precision``), and parsed into people on a thread of its
+own while the network runs the next batch. Sinks (``formats``) turn the results
+into documents, in frame order.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from .lightweight.decode import decode_batch as decode_lightweight
 from .lightweight.network import LightweightNet
 from .model import PoseNet
 from .parse import ParseParams, Person, parse_batch
-from .precision import cast_network, device_kind, network_input, resolve_precision
+from .precision import cast_network, device_kind, resolve_precision
 from .preprocess import Geometry, check_net_height, plan_geometry, preprocess
 from .sinks import Sink
 from .video import FrameBatch, VideoInfo, VideoReader, read_image
@@ -178,15 +180,12 @@ class Estimator:
         return decode_maps(maps.heatmaps, maps.pafs, maps.geometry, self.decoder, self.params)
 
     def _predict(self, net_input: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Float32 network outputs for a batch, split into smaller batches if memory
-        runs out."""
-        net_input = network_input(net_input, self.model.precision)
+        """Network outputs for a batch, split into smaller batches if memory runs out."""
         size = len(net_input) if self.max_batch is None else min(self.max_batch, len(net_input))
         while True:
             try:
                 parts = [self.model.network.predict(chunk) for chunk in net_input.split(size)]
-                return (torch.cat([h for h, _ in parts]).float(),
-                        torch.cat([p for _, p in parts]).float())
+                return torch.cat([h for h, _ in parts]), torch.cat([p for _, p in parts])
             except torch.cuda.OutOfMemoryError:
                 if size == 1:
                     raise PoseCliError(

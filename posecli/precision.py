@@ -2,13 +2,13 @@
 
 bf16 and fp16 cast the network's weights to that type and lay its activations
 out channels-last (N x H x W x C in memory), where oneDNN (CPU) and cuDNN (CUDA)
-have their fastest convolutions; the maps are returned as float32, and the
-parse always runs in float32. bf16 is offered only where the hardware computes
-it natively: CPUs with AVX512-BF16 or AMX (on Linux, from /proc/cpuinfo's
-flags) and CUDA GPUs that support it; elsewhere it would be emulated, slower
-than fp32. fp16 only on CUDA. ``auto`` is bf16 where it is native, else fp32:
-on the demo model's held-out synthetic set bf16 scores the same AP as fp32
-(README, Performance).
+have their fastest convolutions. The networks' ``predict`` takes float32 input
+whatever their type and returns float32 maps, so the parse always runs in
+float32. bf16 is offered only where the hardware computes it natively: CPUs
+with AVX512-BF16 or AMX (on Linux, from /proc/cpuinfo's flags) and CUDA GPUs
+that support it; elsewhere it would be emulated, slower than fp32. fp16 only
+on CUDA. ``auto`` is bf16 where it is native, else fp32: on the demo model's
+held-out synthetic set bf16 scores the same AP as fp32 (README, Performance).
 """
 
 from __future__ import annotations
@@ -79,12 +79,13 @@ def cast_network(network: torch.nn.Module, precision: str) -> torch.nn.Module:
     return network
 
 
-def network_input(images: torch.Tensor, precision: str) -> torch.Tensor:
-    """N x 3 x H x W float32 network input in the layout and type of a network cast
-    to ``precision``."""
-    if precision == "fp32":
+def network_input(images: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """N x 3 x H x W float network input in the type of a network whose first weight is
+    ``weight``: unchanged for float32 weights, else cast and channels-last (what
+    :func:`cast_network` made of the network)."""
+    if images.dtype == weight.dtype:
         return images
-    return images.to(DTYPES[precision], memory_format=torch.channels_last)
+    return images.to(weight.dtype, memory_format=torch.channels_last)
 
 
 def device_kind(device: torch.device) -> str:

@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from ..model import PointwiseConv
+from ..precision import network_input
 from ..skeleton import COCO17_NAMES, COCO18_NAMES, LIMBS, NUM_HEATMAPS, NUM_PAFS, PAF_CHANNELS
 
 #: Output channels, stride and dilation of the MobileNet-v1 trunk's blocks
@@ -227,13 +228,15 @@ class LightweightNet(nn.Module):
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The last stage: (heatmaps N x 19 x h x w, pafs N x 38 x h x w) in posecli's
-        COCO-18 part order and CMU PAF channel order."""
-        heatmaps, pafs = self.forward(images)[-1]
+        COCO-18 part order and CMU PAF channel order; float32, computed in the weights'
+        type (see :mod:`posecli.precision`)."""
+        first = next(self.parameters())
+        heatmaps, pafs = self.forward(network_input(images, first))[-1]
         if self._heat_order is not None:
             heatmaps = heatmaps[:, self._heat_order]
         if self._paf_order is not None:
             pafs = pafs[:, self._paf_order]
-        return heatmaps, pafs
+        return heatmaps.float(), pafs.float()
 
     def flops(self, height: int, width: int) -> int:
         """Floating-point operations (2 per multiply-add) of the convolutions of one forward
