@@ -164,8 +164,8 @@ class MultiScaleEstimator:
                            self.params)[0]
 
     def options(self) -> dict[str, Any]:
-        single = Estimator(self.model, self.net_height, self.params).options()
-        return {**single, "batch_size": 1, "scales": list(self.scales), "flip": self.flip}
+        single = Estimator(self.model, self.net_height, self.params, batch_size=1).options()
+        return {**single, "scales": list(self.scales), "flip": self.flip}
 
 
 def people_to_results(people: Sequence[Person], image_id: int) -> list[dict[str, Any]]:
@@ -230,8 +230,8 @@ def evaluate(model: PoseModel, annotations: str | Path, images: str | Path,
     paths = {image_id: image_path(folder, coco.imgs[image_id], annotations) for image_id in ids}
     scales = tuple(scales)
     if len(scales) == 1 and scales[0] == 1.0 and not flip:
-        single = Estimator(model, net_height, params)
-        options = {**single.options(), "batch_size": 1}
+        single = Estimator(model, net_height, params, batch_size=1)
+        options = single.options()
 
         def run(image: np.ndarray) -> list[Person]:
             return single(image[None])[0]

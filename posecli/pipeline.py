@@ -138,12 +138,15 @@ class Estimator:
     When the device runs out of memory, the batch is split in halves (and later
     batches stay at the size that worked), with one warning through
     ``on_warning``; only a single frame that does not fit is an error.
+    ``batch_size`` is the most frames per batch the caller gives it: it is
+    recorded in :meth:`options` (a batch's shape can move borderline detections),
+    not enforced.
     """
 
     def __init__(self, model: PoseModel, net_height: int | None = None,
                  params: ParseParams | None = None,
                  on_warning: Callable[[str], None] = lambda message: None,
-                 decoder: str | None = None) -> None:
+                 decoder: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
         spec = model.family.input
         net_height = spec.net_height if net_height is None else net_height
         check_net_height(net_height, spec.stride)
@@ -154,6 +157,7 @@ class Estimator:
         self.net_height = net_height
         self.params = params or ParseParams()
         self.decoder = decoder
+        self.batch_size = batch_size
         self.on_warning = on_warning
         self.max_batch: int | None = None  # set after an out-of-memory split
         if decoder == "lightweight" and self.params != ParseParams():
@@ -200,12 +204,11 @@ class Estimator:
 
     def options(self) -> dict[str, Any]:
         """The options that change results, for output files: net height, the
-        precision used, the device kind and the torch version (their float rounding
-        can move borderline detections), the parse's parameters (a decoder other than
-        posecli's parse is named, with its constants as ``parse``). The batch size,
-        which also can, is the caller's (see :func:`run_video_to_sinks`)."""
-        compute = {"precision": self.model.precision,
-                   "device": device_kind(self.model.device), "torch": torch.__version__}
+        precision used, the device kind, the torch version and the batch size (their
+        float rounding can move borderline detections), the parse's parameters (a
+        decoder other than posecli's parse is named, with its constants as ``parse``)."""
+        compute = {"precision": self.model.precision, "device": device_kind(self.model.device),
+                   "torch": torch.__version__, "batch_size": self.batch_size}
         if self.decoder == "lightweight":
             return {"net_height": self.net_height, **compute, "decoder": self.decoder,
                     "parse": LightweightDecoding().to_dict()}
@@ -233,7 +236,7 @@ def estimate(frames: np.ndarray | Sequence[np.ndarray], model: PoseModel, *,
     """
     if batch_size < 1:
         raise UsageError(f"bad batch size {batch_size}: expected >= 1")
-    estimator = Estimator(model, net_height, params, decoder=decoder)
+    estimator = Estimator(model, net_height, params, decoder=decoder, batch_size=batch_size)
     people: list[list[Person]] = []
     for group in _same_size_groups(list(frames), batch_size):
         people.extend(estimator(np.stack(group)))
@@ -339,7 +342,7 @@ def run_video_to_sinks(reader: VideoReader, model: PoseModel, estimator: Estimat
         if not (run.complete or keep_incomplete):
             raise KeyboardInterrupt
         info = run_info(model, estimator, source_info(reader), run.frames_processed,
-                        run.complete, {"batch_size": reader.batch_size, **(options or {})})
+                        run.complete, options)
         for sink in sinks:
             sink.finish(info)
     except BaseException:

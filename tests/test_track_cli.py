@@ -25,8 +25,10 @@ def _video(tmp_path, capsys, name: str, *args) -> Path:
 def test_ids_do_not_depend_on_batch_size(tmp_path, capsys, one_torch_thread):
     one = _video(tmp_path, capsys, "one.json", "--batch-size", 1)
     three = _video(tmp_path, capsys, "three.json", "--batch-size", 3)
-    assert one.read_bytes() == three.read_bytes()
-    doc = orjson.loads(one.read_bytes())
+    doc, other = orjson.loads(one.read_bytes()), orjson.loads(three.read_bytes())
+    assert (doc["info"]["options"].pop("batch_size"), other["info"]["options"].pop("batch_size")
+            ) == (1, 3)  # recorded: a batch size can move borderline detections
+    assert doc == other
     ids = [a["track_id"] for a in doc["annotations"]]
     assert ids and min(ids) == 1
     first_seen = list(dict.fromkeys(ids))

@@ -101,7 +101,7 @@ class RunnerSpec:
 
         model = load_model(self.weights, device or self.device, self.precision)
         estimator = Estimator(model, self.net_height, self.params,
-                              on_warning or (lambda message: None))
+                              on_warning or (lambda message: None), batch_size=self.batch_size)
         return VideoJobRunner(model, estimator, self.fmt, self.batch_size, on_frames, on_warning,
                               self.tracking)
 

@@ -144,8 +144,7 @@ def batch(
             run = session.engine(spec, runner, len(jobs), progress.advance, warn)
             report = run_batch(jobs, run, skip_existing, done)
         header.update({"model": runner.model.describe(),
-                       "options": {**runner.estimator.options(), "batch_size": batch_size,
-                                   "format": fmt,
+                       "options": {**runner.estimator.options(), "format": fmt,
                                    **tracking_options(tracking)},
                        "engine": session.describe()})
         default_name = part.manifest_name if part is not None else MANIFEST_NAME

@@ -101,7 +101,7 @@ def image(
             raise InputError(f"no image could be read ({count(len(inputs), 'input')} "
                              "failed); nothing written")
         model = load_model(weights, device, precision)
-        estimator = Estimator(model, net_height, params, warn)
+        estimator = Estimator(model, net_height, params, warn, batch_size=1)
         if render is not None:
             prepare_dir(render)
         people = PeopleCounter()
@@ -111,8 +111,7 @@ def image(
         started = time.monotonic()
         try:
             done = process_images(chain([first], images), estimator, sinks, progress.advance)
-            info = run_info(model, estimator, {"paths": list(inputs), "failed": failed}, done,
-                            extra={"batch_size": 1})
+            info = run_info(model, estimator, {"paths": list(inputs), "failed": failed}, done)
             for sink in sinks:
                 sink.finish(info)
         except BaseException:

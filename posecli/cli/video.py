@@ -97,7 +97,7 @@ def video(
     with VideoReader(input, batch_size, frame_range, realtime=realtime,
                      on_warning=warn) as reader:  # bad input fails before the model loads
         model = load_model(weights, device, precision)
-        estimator = Estimator(model, net_height, params, warn)
+        estimator = Estimator(model, net_height, params, warn, batch_size=batch_size)
         people = PeopleCounter()
         sinks = tracked([*open_outputs(fmt, out, render, reader.info), people], tracking)
         started = time.monotonic()
