@@ -41,7 +41,8 @@ from .skeleton import LIMBS, NUM_PARTS, NUM_SEEDING_LIMBS, PART_COLOURS_RGB
 from .stills import write_still
 from .video import FrameBatch, VideoInfo, is_stream, stream_start
 
-__all__ = ["LIMB_ALPHA", "RenderSink", "StillRenderSink", "default_thickness", "draw_poses"]
+__all__ = ["LIMB_ALPHA", "RENDER_TAG", "RenderSink", "StillRenderSink", "default_thickness",
+           "draw_poses"]
 
 #: Opacity of limbs over the frame (OpenPose's demo blends its sticks at 0.6).
 LIMB_ALPHA = 0.6
@@ -56,6 +57,8 @@ _PART_PIXELS = np.array(PART_COLOURS_RGB, dtype=np.uint8).view(_PIXEL).reshape(-
 _LIMB_PREMULTIPLIED = (np.array(PART_COLOURS_RGB[:NUM_SEEDING_LIMBS], dtype=np.uint16)
                        * _ALPHA_256 + 128)
 
+#: The ``comment`` tag of every rendered MP4: ``batch`` never takes such a file as an input.
+RENDER_TAG = "posecli render"
 #: Output time base: 90 kHz, MPEG's clock; finer than any frame rate.
 TIME_BASE = Fraction(1, 90000)
 #: Audio codecs an MP4 file can hold as they are (others are converted to AAC).
@@ -419,6 +422,7 @@ class RenderSink(Sink):
         # The index goes first (for browsers) here, unless a remux follows.
         options = {} if self._audio_streams else {"movflags": "+faststart"}
         self._container = av.open(str(self._video_tmp), "w", format="mp4", options=options)
+        self._container.metadata["comment"] = RENDER_TAG
         stream = self._container.add_stream(
             "libx264", rate=_frame_rate(self.info.fps), time_base=TIME_BASE,
             options={"crf": str(self.crf), "preset": self.preset})
@@ -487,6 +491,7 @@ def _remux_with_audio(video: Path, source: str, out: Path) -> None:
     """
     with av.open(str(video)) as vin, av.open(source) as ain, \
             av.open(str(out), "w", format="mp4", options={"movflags": "+faststart"}) as dst:
+        dst.metadata["comment"] = RENDER_TAG
         vstream = vin.streams.video[0]
         offset = stream_start(ain.streams.video[0]) if ain.streams.video else 0.0
         video_out = {vstream.index: (dst.add_stream_from_template(vstream), False)}

@@ -2,23 +2,34 @@
 
 Each input's output mirrors its path under the output directory
 (``a/b/c.mp4`` -> ``OUT/a/b/c.json``).
+
+What posecli writes is never an input: directories and globs leave out files
+under this run's output and render folders (unless the argument itself lies
+in one), files that this run would write (a render folder inside an input
+folder), and files that identify themselves as posecli's (renders carry a
+container tag, ``posecli.render.RENDER_TAG``; outputs and manifests say ``"tool":
+"posecli"``). :func:`check_written_paths` refuses, before any work, a plan
+that would write over an input or write one file twice.
 """
 
 from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InputError, PoseCliError, UsageError
+from ..errors import InputError, UsageError, error_reason
 
 #: File name endings taken from directories (explicit files and globs take anything).
 VIDEO_SUFFIXES = frozenset({
     ".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".ts", ".mts",
     ".m2ts", ".wmv", ".flv", ".3gp", ".ogv", ".mxf", ".dv",
 })
+#: Suffixes of the outputs and manifests posecli writes (checked for a posecli record).
+_RECORD_SUFFIXES = frozenset({".json", ".jsonl", ".csv"})
 
 
 @dataclass(frozen=True)
@@ -30,30 +41,74 @@ class Job:
     render: Path | None = None
 
 
-def find_inputs(inputs: Iterable[str]) -> list[tuple[Path, Path]]:
-    """Expand files, directories and globs into (file, path to mirror) pairs, in order.
+@dataclass(frozen=True)
+class Found:
+    """An input file: its path as found, the path its outputs mirror, and whether it
+    was named as such (an explicit file is taken as it is)."""
+
+    file: Path
+    mirror: Path
+    explicit: bool
+
+
+def find_inputs(inputs: Iterable[str], exclude: Sequence[Path] = ()) -> list[Found]:
+    """Expand files, directories and globs into input files, in order.
 
     The mirrored path is the file's path as given when that is relative and stays
     inside the working directory, else its path from the given directory's or
-    file's parent. Raises InputError for an argument that matches nothing.
+    file's parent. Directories and globs leave out files under the folders of
+    ``exclude`` (unless the argument lies in that folder) and posecli's own files
+    (:func:`is_posecli_file`). Raises InputError for an argument that matches
+    nothing.
     """
-    found: dict[Path, tuple[Path, Path]] = {}  # resolved path -> (path as found, mirror)
+    folders = [folder.resolve() for folder in exclude]
+    found: dict[Path, Found] = {}  # resolved path -> input
     for arg in inputs:
         path = Path(arg)
+        explicit = False
         if path.is_dir():
             files = sorted(p for p in path.rglob("*")
                            if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
             base = path
         elif path.exists():
-            files, base = [path], path
+            files, base, explicit = [path], path, True
         else:
             files = sorted(Path(p) for p in glob.glob(arg, recursive=True) if Path(p).is_file())
             if not files:
                 raise InputError(f"input not found: {arg}")
             base = _glob_root(arg)
+        if not explicit:
+            root = base.resolve()
+            skipped = [f for f in folders if not root.is_relative_to(f)]
+            files = [f for f in files if not any(f.resolve().is_relative_to(s) for s in skipped)
+                     and not is_posecli_file(f)]
         for file in files:
-            found.setdefault(file.resolve(), (file, _mirror(file, base)))
+            found.setdefault(file.resolve(), Found(file, _mirror(file, base), explicit))
     return list(found.values())
+
+
+def is_posecli_file(path: Path) -> bool:
+    """Whether ``path`` is a file posecli wrote: a render (its container's comment is
+    ``posecli.render.RENDER_TAG``), or an output or manifest (JSON, JSON-lines or CSV whose
+    record says ``"tool": "posecli"``)."""
+    suffix = path.suffix.lower()
+    if suffix == ".mp4":
+        import av
+
+        from ..render import RENDER_TAG
+
+        try:
+            with av.open(str(path)) as container:
+                return container.metadata.get("comment") == RENDER_TAG
+        except (av.error.FFmpegError, OSError, UnicodeDecodeError):
+            return False
+    if suffix in _RECORD_SUFFIXES:
+        from .provenance import output_info, read_json
+
+        document = read_json(path)
+        return (output_info(path) is not None
+                or isinstance(document, dict) and document.get("tool") == "posecli")
+    return False
 
 
 def _glob_root(pattern: str) -> Path:
@@ -75,27 +130,85 @@ def _mirror(file: Path, base: Path) -> Path:
 
 def plan_jobs(inputs: Iterable[str], out_dir: Path, suffix: str,
               render_dir: Path | None = None) -> list[Job]:
-    """One job per input file; two inputs that would share an output are an error."""
+    """One job per input file; two inputs that would share an output are an error.
+
+    A file found in a directory or by a glob that another job would write (its
+    output or render) is not an input: a render folder inside an input folder
+    is never fed back.
+    """
+    exclude = [out_dir] if render_dir is None else [out_dir, render_dir]
+    planned = []
+    for found in find_inputs(inputs, exclude):
+        output = out_dir / found.mirror.with_suffix(suffix)
+        render = render_dir / found.mirror.with_suffix(".mp4") if render_dir else None
+        planned.append((Job(found.file, output, render), found.explicit))
+    written = {path.resolve() for job, _ in planned for path in (job.output, job.render) if path}
     jobs, owners = [], {}
-    for source, mirror in find_inputs(inputs):
-        output = out_dir / mirror.with_suffix(suffix)
-        if output in owners:
-            raise UsageError(f"inputs {owners[output]} and {source} would both write {output}")
-        owners[output] = source
-        render = render_dir / mirror.with_suffix(".mp4") if render_dir else None
-        jobs.append(Job(source, output, render))
+    for job, explicit in planned:
+        if not explicit and job.source.resolve() in written:
+            continue
+        if job.output in owners:
+            raise UsageError(f"inputs {owners[job.output]} and {job.source} would both write "
+                             f"{job.output}")
+        owners[job.output] = job.source
+        jobs.append(job)
     if not jobs:
         raise InputError("no video files found in the inputs")
     return jobs
 
 
+def check_written_paths(jobs: Sequence[Job], manifest: Path,
+                        sidecar: str | None = None) -> None:
+    """UsageError (exit 2), before any work, when a file the batch writes (an output,
+    its ``sidecar`` suffix's file, a render, the manifest) is an input (same path,
+    or the same file through a link) or is written twice."""
+    inputs: dict[object, Path] = {}
+    for job in jobs:
+        inputs[job.source.resolve()] = job.source
+        try:
+            stat = job.source.stat()
+            inputs[(stat.st_dev, stat.st_ino)] = job.source
+        except OSError:
+            pass  # an unreadable input fails as its job
+    writers: dict[Path, str] = {}
+    written: list[tuple[str, Path]] = [("the manifest", manifest)]
+    for job in jobs:
+        written.append((f"the output of {job.source}", job.output))
+        if sidecar is not None:
+            written.append((f"the output of {job.source}",
+                            job.output.with_name(job.output.name + sidecar)))
+        if job.render is not None:
+            written.append((f"the render of {job.source}", job.render))
+    for what, path in written:
+        source = inputs.get(path.resolve())
+        if source is None and path.exists():
+            stat = path.stat()
+            source = inputs.get((stat.st_dev, stat.st_ino))
+        if source is not None:
+            raise UsageError(f"{what} ({path}) would overwrite the input {source}")
+        other = writers.setdefault(path.resolve(), what)
+        if other != what:
+            raise UsageError(f"{other} and {what} would both be written to {path}")
+
+
 def prepare_dir(folder: Path) -> None:
-    """Create an output folder, or fail with one line before any processing."""
+    """Create an output folder, or fail with one line (exit 2) before any processing."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".posecli-write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
     except OSError as exc:
-        raise PoseCliError(f"output folder {folder} is not writable: "
-                           f"{exc.strerror or exc}") from None
+        raise UsageError(f"output folder {folder} is not writable: "
+                         f"{error_reason(exc)}") from None
+    check_writable(folder)
+
+
+def check_writable(folder: Path) -> None:
+    """UsageError (exit 2) unless a file can be created in the existing ``folder``."""
+    if not folder.is_dir():
+        raise UsageError(f"output folder does not exist: {folder}")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".posecli-write-test-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UsageError(f"output folder {folder} is not writable: "
+                         f"{error_reason(exc)}") from None

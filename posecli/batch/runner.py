@@ -17,17 +17,19 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ..errors import PoseCliError
+from ..errors import InputError, PoseCliError, error_reason
 from ..parse.params import ParseParams
 from .manifest import BatchReport, JobResult
 from .plan import Job
+from .provenance import Provenance, source_record
 
 if TYPE_CHECKING:
     from ..pipeline import Estimator, PoseModel
+    from ..sinks import Sink
     from ..track.params import TrackParams
 
 #: Runs one job into its outputs; returns (frames, people).
@@ -42,39 +44,90 @@ class VideoJobRunner:
 
     ``fmt``: an output format (``sinks.OUTPUT_FORMATS``); ``on_frames``: called
     with the number of frames of each finished batch; ``on_warning``: one-line
-    warnings (skipped packets...); ``tracking``: track ids (and smoothing) for
-    every person, None for none.
+    warnings (skipped packets, a ``--frames`` that selects nothing...);
+    ``tracking``: track ids (and smoothing) for every person, None for none;
+    ``frames``: a ``--frames`` value (``START:END[:STEP]``), None for every frame.
+    Each output's ``info.source`` records the input's size and digest
+    (:func:`~posecli.batch.provenance.source_record`).
     """
 
     def __init__(self, model: PoseModel, estimator: Estimator, fmt: str, batch_size: int,
                  on_frames: Callable[[int], None] = lambda n: None,
                  on_warning: Callable[[str], None] | None = None,
-                 tracking: TrackParams | None = None) -> None:
+                 tracking: TrackParams | None = None, frames: str | None = None) -> None:
+        from ..video import parse_frame_range
+
         self.model, self.estimator = model, estimator
         self.fmt, self.batch_size = fmt, batch_size
         self.on_frames, self.on_warning = on_frames, on_warning
         self.tracking = tracking
+        self.frames = frames
+        self.frame_range = parse_frame_range(frames) if frames is not None else None
+
+    def options(self) -> dict[str, Any]:
+        """What the runner adds to the estimator's options in each output's
+        ``info.options``: format, ``--frames`` and tracking."""
+        from ..track.params import tracking_options
+
+        return {"format": self.fmt, "frames": self.frames, **tracking_options(self.tracking)}
+
+    def provenance(self) -> Provenance:
+        """What an output of this runner records (for ``--skip-existing``)."""
+        from ..pipeline import run_info
+
+        info = run_info(self.model, self.estimator, {}, 0, True, self.options())
+        return Provenance.of(info["model"]["sha256"], info["options"])
 
     def __call__(self, job: Job) -> tuple[int, int]:
         """Process ``job``; returns (frames, people). Raises PoseCliError for a bad
         input and KeyboardInterrupt when interrupted (its outputs are then discarded)."""
         from ..pipeline import run_video_to_sinks
         from ..sinks import PeopleCounter, open_outputs
-        from ..track.params import tracking_options
         from ..track.stage import tracked
         from ..video import VideoReader
 
         job.output.parent.mkdir(parents=True, exist_ok=True)
         if job.render is not None:
             job.render.parent.mkdir(parents=True, exist_ok=True)
-        with VideoReader(str(job.source), self.batch_size, on_warning=self.on_warning) as reader:
+        with VideoReader(str(job.source), self.batch_size, self.frame_range,
+                         on_warning=self.on_warning) as reader:
+            try:
+                record = source_record(job.source)
+            except OSError as exc:
+                raise InputError(f"cannot read {job.source}: {error_reason(exc)}") from None
             counter = PeopleCounter()
-            outputs = open_outputs(self.fmt, job.output, job.render, reader.info)
+            outputs = [_SourceRecorded(sink, record)
+                       for sink in open_outputs(self.fmt, job.output, job.render, reader.info)]
             sinks = [*tracked(outputs, self.tracking), counter]
             run = run_video_to_sinks(reader, self.model, self.estimator, sinks,
                                      lambda frames: self.on_frames(frames),
-                                     tracking_options(self.tracking), keep_incomplete=False)
+                                     self.options(), keep_incomplete=False)
+        if self.frames is not None and run.frames_processed == 0 and self.on_warning:
+            self.on_warning(nothing_selected(self.frames, run.info.frame_count, job.source))
         return run.frames_processed, counter.people
+
+
+def nothing_selected(frames: str, frame_count: int | None, source: str | Path) -> str:
+    """The warning for a ``--frames`` that selected no frame of ``source``."""
+    of = f"the {frame_count} frames" if frame_count is not None else "the frames"
+    return f"--frames {frames} selects none of {of} of {source}: its output holds no frames"
+
+
+class _SourceRecorded:
+    """A sink whose output's ``info.source`` also holds ``record`` (the input's size
+    and digest); otherwise the sink itself."""
+
+    def __init__(self, sink: Sink, record: dict[str, Any]) -> None:
+        self.sink, self.record = sink, record
+
+    def add(self, batch: Any, frames: list[Any]) -> None:
+        self.sink.add(batch, frames)
+
+    def finish(self, info: dict[str, Any]) -> None:
+        self.sink.finish({**info, "source": {**info["source"], **self.record}})
+
+    def discard(self) -> None:
+        self.sink.discard()
 
 
 @dataclass(frozen=True)
@@ -82,7 +135,7 @@ class RunnerSpec:
     """How to build a :class:`VideoJobRunner`: picklable, so every engine's workers
     build theirs the same way. ``weights``: a weights file path (resolved by the
     caller); ``device``: as ``--device`` (resolved where the runner is built);
-    ``tracking``: as for :class:`VideoJobRunner`."""
+    ``tracking`` and ``frames``: as for :class:`VideoJobRunner`."""
 
     weights: str
     device: str
@@ -91,6 +144,7 @@ class RunnerSpec:
     fmt: str
     batch_size: int
     tracking: TrackParams | None = None
+    frames: str | None = None
 
     def build(self, on_frames: Callable[[int], None] = lambda n: None,
               on_warning: Callable[[str], None] | None = None,
@@ -102,7 +156,7 @@ class RunnerSpec:
         estimator = Estimator(model, self.net_height, self.params,
                               on_warning or (lambda message: None))
         return VideoJobRunner(model, estimator, self.fmt, self.batch_size, on_frames, on_warning,
-                              self.tracking)
+                              self.tracking, self.frames)
 
 
 def is_complete(output: Path) -> bool:
@@ -155,38 +209,48 @@ def local_engine(run_one: RunOne) -> Engine:
     return run
 
 
-def run_batch(jobs: Sequence[Job], engine: Engine, skip_existing: bool,
+def run_batch(jobs: Sequence[Job], engine: Engine, skip_existing: Provenance | None = None,
               on_done: Callable[[JobResult], None] = lambda result: None) -> BatchReport:
-    """Run ``jobs`` on ``engine``; record ok / skipped / failed; stop cleanly on Ctrl-C.
+    """Run ``jobs`` on ``engine``; record every job's status; stop cleanly on Ctrl-C.
 
-    Jobs whose complete output exists are skipped when ``skip_existing``. After
-    Ctrl-C, a job that had started and not finished is ``interrupted`` and one
-    that never started is ``not_started``. The report lists jobs in plan order.
+    With ``skip_existing`` (what reusable outputs record), a job whose outputs
+    can be reused is ``skipped``; the others run, with the reason in their
+    result's ``redo_reason`` (:meth:`Provenance.redo_reason`). After Ctrl-C, or
+    when the engine fails (a PoseCliError, kept in ``report.failure``), a job
+    that had started and not finished is ``interrupted`` and one that never
+    started is ``not_started``. The report lists jobs in plan order.
     """
     started_at = time.monotonic()
     results: dict[Job, JobResult] = {}
     started: set[Job] = set()
+    reasons: dict[Job, str] = {}
 
     def record(job: Job, result: JobResult) -> None:
+        result.redo_reason = reasons.get(job)
         results[job] = result
         on_done(result)
 
-    pending = []
-    for job in jobs:
-        if skip_existing and is_complete(job.output):
-            record(job, JobResult(str(job.source), str(job.output), "skipped"))
-        else:
-            pending.append(job)
     report = BatchReport()
     try:
+        pending = []
+        for job in jobs:
+            reason = skip_existing.redo_reason(job) if skip_existing is not None else None
+            if skip_existing is not None and reason is None:
+                record(job, JobResult(str(job.source), str(job.output), "skipped"))
+            else:
+                if reason is not None:
+                    reasons[job] = reason
+                pending.append(job)
         with closing(engine(pending, started.add)) as finished:
             for job, result in finished:
                 record(job, result)
     except KeyboardInterrupt:
         report.interrupted = True
+    except PoseCliError as exc:
+        report.failure = exc
     for job in jobs:
         report.results.append(results.get(job) or JobResult(
-            str(job.source), str(job.output), "interrupted" if job in started else "not_started"))
+            str(job.source), str(job.output), "interrupted" if job in started else "not_started",
+            redo_reason=reasons.get(job)))
     report.wall_seconds = round(time.monotonic() - started_at, 3)
     return report
-
