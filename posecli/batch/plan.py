@@ -142,11 +142,13 @@ def plan_jobs(inputs: Iterable[str], out_dir: Path, suffix: str,
         output = out_dir / found.mirror.with_suffix(suffix)
         render = render_dir / found.mirror.with_suffix(".mp4") if render_dir else None
         planned.append((Job(found.file, output, render), found.explicit))
-    written = {path.resolve() for job, _ in planned for path in (job.output, job.render) if path}
+    writer = {path.resolve(): job.source.resolve()
+              for job, _ in planned for path in (job.output, job.render) if path}
     jobs, owners = [], {}
     for job, explicit in planned:
-        if not explicit and job.source.resolve() in written:
-            continue
+        source = job.source.resolve()
+        if not explicit and writer.get(source, source) != source:
+            continue  # another job writes it (over an input: see check_written_paths)
         if job.output in owners:
             raise UsageError(f"inputs {owners[job.output]} and {job.source} would both write "
                              f"{job.output}")

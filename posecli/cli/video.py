@@ -46,7 +46,8 @@ def video(
     net_height: int | None = NET_HEIGHT,
     frames: str | None = typer.Option(
         None, "--frames", metavar="START:END[:STEP]",
-        help="Frames to process (Python slice of frame indices; e.g. 0:300:5, -100:)."),
+        help="Frames to process (Python slice of frame indices; e.g. 0:300:5, -100:); "
+             "one that selects none gives an empty output and a warning."),
     fmt: str = FORMAT,
     realtime: bool = typer.Option(
         False, "--realtime",
@@ -104,6 +105,10 @@ def video(
             run = run_video_to_sinks(reader, model, estimator, sinks, progress.advance,
                                      {"frames": frames, "realtime": realtime,
                                       **tracking_options(tracking)})
+    if frames is not None and run.complete and run.frames_processed == 0:
+        from ..batch.runner import nothing_selected
+
+        warn(nothing_selected(frames, run.info.frame_count, input))
     if not run.complete:
         raise Interrupted(f"interrupted: {run.frames_processed} frames written to {out}, "
                           "marked incomplete")
