@@ -299,6 +299,28 @@ def test_partial_rerun_updates_the_manifest(tree, tiny_weights, capsys):
     assert manifest["totals"]["files"] == 3 and manifest["totals"]["frames"] == 7
 
 
+def test_rerun_interrupted_while_checking_keeps_unchecked_entries(tree, tiny_weights, capsys,
+                                                                  monkeypatch):
+    from posecli.batch import Provenance
+
+    code, _, err = _batch(capsys, tiny_weights)
+    assert code == 0, err
+    checked = []
+    real = Provenance.redo_reason
+
+    def stop_at_the_second(self, job):
+        checked.append(job)
+        if len(checked) == 2:
+            raise KeyboardInterrupt
+        return real(self, job)
+
+    monkeypatch.setattr(Provenance, "redo_reason", stop_at_the_second)
+    code, _, err = _batch(capsys, tiny_weights, "--skip-existing")
+    assert code == 130, err
+    statuses = [f["status"] for f in _manifest(tree / "out" / "manifest.json")["files"]]
+    assert statuses == ["skipped", "ok", "ok"]  # the unchecked jobs keep their entries
+
+
 def test_manifest_of_other_settings_is_replaced_with_a_warning(tree, tiny_weights, capsys):
     code, _, err = _batch(capsys, tiny_weights)
     assert code == 0, err

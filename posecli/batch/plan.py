@@ -28,8 +28,6 @@ VIDEO_SUFFIXES = frozenset({
     ".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".ts", ".mts",
     ".m2ts", ".wmv", ".flv", ".3gp", ".ogv", ".mxf", ".dv",
 })
-#: Suffixes of the outputs and manifests posecli writes (checked for a posecli record).
-_RECORD_SUFFIXES = frozenset({".json", ".jsonl", ".csv"})
 
 
 @dataclass(frozen=True)
@@ -102,12 +100,18 @@ def is_posecli_file(path: Path) -> bool:
                 return container.metadata.get("comment") == RENDER_TAG
         except (av.error.FFmpegError, OSError, UnicodeDecodeError):
             return False
-    if suffix in _RECORD_SUFFIXES:
-        from .provenance import output_info, read_json
+    if suffix == ".json":  # a document, a CSV's sidecar or a manifest
+        from .provenance import read_json
 
         document = read_json(path)
-        return (output_info(path) is not None
-                or isinstance(document, dict) and document.get("tool") == "posecli")
+        info = document.get("info") if isinstance(document, dict) else None
+        return isinstance(document, dict) and (
+            document.get("tool") == "posecli"
+            or isinstance(info, dict) and info.get("tool") == "posecli")
+    if suffix in (".jsonl", ".csv"):
+        from .provenance import output_info
+
+        return output_info(path) is not None
     return False
 
 
