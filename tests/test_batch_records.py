@@ -159,6 +159,20 @@ def test_renders_of_an_earlier_run_elsewhere_are_not_inputs(tree, tiny_weights, 
                                                                   "two.mp4"]
 
 
+@pytest.mark.parametrize("audio", [None, "aac"])
+def test_renders_are_recognised_with_and_without_audio(tmp_path, audio):
+    from test_render import SKELETON, render, write_timed_video
+
+    source = write_timed_video(tmp_path / "talk.mp4", [i / 10 for i in range(5)], audio=audio)
+    out = tmp_path / "rendered.mp4"
+    render(source, out, SKELETON)
+    assert is_posecli_file(out) and not is_posecli_file(source)
+    (tmp_path / "cut.mp4").write_bytes(out.read_bytes()[:-100])  # truncated: read safely
+    (tmp_path / "text.mp4").write_text("not a video")
+    assert not is_posecli_file(tmp_path / "text.mp4")
+    is_posecli_file(tmp_path / "cut.mp4")
+
+
 def test_a_render_dir_equal_to_the_input_folder_is_not_fed_back(tree, tiny_weights, capsys):
     for _ in range(2):
         code, _, err = run_cli(["batch", "videos", "--out-dir", "out", "--render-dir", "videos",

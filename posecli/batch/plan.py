@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import glob
 import os
+import struct
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from ..errors import InputError, UsageError, error_reason
 
@@ -91,14 +93,11 @@ def is_posecli_file(path: Path) -> bool:
     record says ``"tool": "posecli"``)."""
     suffix = path.suffix.lower()
     if suffix == ".mp4":
-        import av
-
         from ..render import RENDER_TAG
 
         try:
-            with av.open(str(path)) as container:
-                return container.metadata.get("comment") == RENDER_TAG
-        except (av.error.FFmpegError, OSError, UnicodeDecodeError):
+            return mp4_comment(path) == RENDER_TAG
+        except OSError:
             return False
     if suffix == ".json":  # a document, a CSV's sidecar or a manifest
         from .provenance import read_json
@@ -113,6 +112,56 @@ def is_posecli_file(path: Path) -> bool:
 
         return output_info(path) is not None
     return False
+
+
+def mp4_comment(path: Path) -> str | None:
+    """The ``comment`` tag of an MP4 file (``moov/udta/meta/ilst/\xa9cmt/data``), or None.
+
+    Reads only box headers and the tag (FFmpeg's own probe decodes frames:
+    about 20 ms per file against 0.02 ms). Raises OSError when unreadable.
+    """
+    with open(path, "rb") as handle:
+        end = os.fstat(handle.fileno()).st_size
+
+        def find(kind: bytes, start: int, stop: int) -> tuple[int, int] | None:
+            for found, body, box_end in _mp4_boxes(handle, start, stop):
+                if found == kind:
+                    return body, box_end
+            return None
+
+        body, box_end = 0, end
+        for kind in (b"moov", b"udta", b"meta", b"ilst", b"\xa9cmt", b"data"):
+            start = body + 4 if kind == b"ilst" else body  # meta has version and flags
+            box = find(kind, start, box_end)
+            if box is None:
+                return None
+            body, box_end = box
+        if not 8 <= box_end - body <= 4096:  # type and locale, then the text
+            return None
+        handle.seek(body + 8)
+        return handle.read(box_end - body - 8).decode("utf-8", "replace")
+
+
+def _mp4_boxes(handle: BinaryIO, start: int, stop: int) -> Iterator[tuple[bytes, int, int]]:
+    """(type, body start, end) of each MP4 box between byte offsets ``start`` and ``stop``."""
+    position = start
+    while position + 8 <= stop:
+        handle.seek(position)
+        head = handle.read(16)
+        if len(head) < 8:
+            return
+        size, kind = struct.unpack(">I4s", head[:8])
+        body = position + 8
+        if size == 1:  # a 64-bit size follows the type
+            if len(head) < 16:
+                return
+            size, body = struct.unpack(">Q", head[8:16])[0], position + 16
+        elif size == 0:  # to the end of the enclosing box
+            size = stop - position
+        if size < body - position or position + size > stop:
+            return  # malformed: not an MP4 posecli wrote
+        yield kind, body, position + size
+        position += size
 
 
 def _glob_root(pattern: str) -> Path:
