@@ -77,6 +77,13 @@ def test_unusable_manifest_location_fails_before_work(tree, tiny_weights, capsys
                           else "blocker" if where.startswith("blocker") else "directory")
     assert not calls
     _no_work_done(tree)
+    assert not (tree / "out").exists()
+
+
+def test_manifest_in_a_new_folder_under_out_dir_is_made(tree, tiny_weights, capsys):
+    code, _, err = _batch(capsys, tiny_weights, "--manifest", "out/runs/m.json")
+    assert code == 0, err
+    assert len(_manifest(tree / "out" / "runs" / "m.json")["files"]) == 3
 
 
 @pytest.mark.parametrize("option", ["--out-dir", "--render-dir"])

@@ -137,6 +137,10 @@ def batch(
     if manifest.is_dir():
         raise UsageError(f"--manifest {manifest} is a directory")
     check_written_paths(jobs, manifest, SIDECAR_SUFFIX if fmt == CSV else None)
+    created = [folder.resolve() for folder in (out_dir, render_dir) if folder is not None]
+    manifest_in_created = any(manifest.parent.resolve().is_relative_to(f) for f in created)
+    if not manifest_in_created:  # else made like them
+        check_writable(manifest.parent)
     header: dict[str, Any] = {"tool": "posecli", "version": __version__}
     if part is not None:
         header["shard"] = part.describe(jobs, out_dir)
@@ -147,7 +151,8 @@ def batch(
         prepare_dir(out_dir)
         if render_dir is not None:
             prepare_dir(render_dir)
-        check_writable(manifest.parent)
+        if manifest_in_created:
+            prepare_dir(manifest.parent)
         runner = spec.build(on_warning=warn, device=choice.driver_device)
         provenance = runner.provenance()
 
