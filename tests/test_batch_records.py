@@ -322,7 +322,7 @@ def test_partial_rerun_updates_the_manifest(tree, tiny_weights, capsys):
     assert manifest["totals"]["files"] == 3 and manifest["totals"]["frames"] == 7
 
 
-def test_rerun_interrupted_while_checking_keeps_unchecked_entries(tree, tiny_weights, capsys,
+def test_rerun_interrupted_while_checking_keeps_entries_it_never_started(tree, tiny_weights, capsys,
                                                                   monkeypatch):
     from posecli.batch import Provenance
 
@@ -341,7 +341,7 @@ def test_rerun_interrupted_while_checking_keeps_unchecked_entries(tree, tiny_wei
     code, _, err = _batch(capsys, tiny_weights, "--skip-existing")
     assert code == 130, err
     statuses = [f["status"] for f in _manifest(tree / "out" / "manifest.json")["files"]]
-    assert statuses == ["skipped", "ok", "ok"]  # the unchecked jobs keep their entries
+    assert statuses == ["skipped", "interrupted", "ok"]  # the job never started keeps its own
 
 
 def test_manifest_of_other_settings_is_replaced_with_a_warning(tree, tiny_weights, capsys):

@@ -136,8 +136,8 @@ def update_report(previous: tuple[str, bytes], header: dict[str, Any],
                   report: BatchReport) -> tuple[BatchReport, str | None]:
     """The manifest of a rerun on part of a batch (``--skip-existing``): the entries of
     the existing manifest ``previous`` (name, bytes), with those of this run's jobs
-    replaced by ``report``'s (but for jobs stopped before they were checked) and new
-    ones added. Returns (report, None); or
+    replaced by ``report``'s (but for jobs the run never started) and new ones
+    added. Returns (report, None); or
     (``report`` alone, why the old entries were dropped) when ``previous`` is not a
     posecli manifest or is of another run (``header``: model, options, shard...).
     """
@@ -150,9 +150,9 @@ def update_report(previous: tuple[str, bytes], header: dict[str, Any],
     if old != new:
         differs = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
         return report, f"{name} was written with other settings ({', '.join(differs)} differ)"
-    # A job this run never looked at (stopped before its check) keeps its old entry.
+    # A job this run never started (stopped before it) keeps its old entry.
     mine = {result.output: result for result in report.results
-            if result.status != "not_started" or result.redo_reason is not None}
+            if result.status != "not_started"}
     results = [mine.pop(entry["output"], None) or JobResult(**entry)
                for entry in manifest["files"]]
     known = {result.output for result in results}

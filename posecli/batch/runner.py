@@ -3,11 +3,13 @@
 :class:`VideoJobRunner` holds the loaded model and the options and turns one
 :class:`~posecli.batch.plan.Job` into its outputs (written atomically);
 :class:`RunnerSpec` says how to build one (a Ray actor builds its own from it).
-:func:`run_batch` is the one driver loop of every engine: it decides which jobs
-to skip, records every result, and stops cleanly on Ctrl-C; an engine only
-runs jobs (:func:`local_engine` here, one after the other in this process;
-``ray_engine`` on a cluster), each through :func:`run_job`, which times a job
-and captures its failure.
+:func:`run_batch` is the one driver loop of every engine: it records every
+result and stops cleanly on Ctrl-C; an engine only runs jobs
+(:func:`local_engine` here, one after the other in this process;
+``ray_engine`` on a cluster), each through :func:`run_job`, which skips a job
+whose outputs can be reused (``--skip-existing``, checked against the
+provenance of the runner that would run it: the same device, precision and
+options), times a job and captures its failure.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class VideoJobRunner:
         self.tracking = tracking
         self.frames = frames
         self.frame_range = parse_frame_range(frames) if frames is not None else None
+        self._provenance: Provenance | None = None
 
     def options(self) -> dict[str, Any]:
         """What the runner adds to the estimator's options in each output's
@@ -72,11 +75,14 @@ class VideoJobRunner:
         return {"format": self.fmt, "frames": self.frames, **tracking_options(self.tracking)}
 
     def provenance(self) -> Provenance:
-        """What an output of this runner records (for ``--skip-existing``)."""
+        """What an output of this runner records (for ``--skip-existing``): its weights
+        and options, as they are where it runs (a Ray worker's device, not the driver's)."""
         from ..pipeline import run_info
 
-        info = run_info(self.model, self.estimator, {}, 0, True, self.options())
-        return Provenance.of(info["model"]["sha256"], info["options"])
+        if self._provenance is None:
+            info = run_info(self.model, self.estimator, {}, 0, True, self.options())
+            self._provenance = Provenance.of(info["model"]["sha256"], info["options"])
+        return self._provenance
 
     def __call__(self, job: Job) -> tuple[int, int]:
         """Process ``job``; returns (frames, people). Raises PoseCliError for a bad
@@ -135,7 +141,9 @@ class RunnerSpec:
     """How to build a :class:`VideoJobRunner`: picklable, so every engine's workers
     build theirs the same way. ``weights``: a weights file path (resolved by the
     caller); ``device``: as ``--device`` (resolved where the runner is built);
-    ``tracking`` and ``frames``: as for :class:`VideoJobRunner`."""
+    ``tracking`` and ``frames``: as for :class:`VideoJobRunner`; ``skip_existing``:
+    whether each engine checks a job's outputs before running it
+    (:meth:`VideoJobRunner.provenance` of the runner that would run it)."""
 
     weights: str
     device: str
@@ -145,6 +153,7 @@ class RunnerSpec:
     batch_size: int
     tracking: TrackParams | None = None
     frames: str | None = None
+    skip_existing: bool = False
 
     def build(self, on_frames: Callable[[int], None] = lambda n: None,
               on_warning: Callable[[str], None] | None = None,
@@ -182,11 +191,19 @@ def is_complete(output: Path) -> bool:
         return False
 
 
-def run_job(job: Job, run_one: RunOne) -> JobResult:
+def run_job(job: Job, run_one: RunOne, skip_existing: Provenance | None = None) -> JobResult:
     """Run one job: ok with its frames and people, or failed with the reason (a bad
-    input never stops a batch); timed. KeyboardInterrupt propagates."""
+    input never stops a batch); timed. With ``skip_existing`` (what reusable outputs
+    record), a job whose outputs can be reused is ``skipped``, and one that runs
+    says why in ``redo_reason`` (:meth:`Provenance.redo_reason`). KeyboardInterrupt
+    propagates."""
     started = time.monotonic()
     result = JobResult(str(job.source), str(job.output), "ok")
+    if skip_existing is not None:
+        result.redo_reason = skip_existing.redo_reason(job)
+        if result.redo_reason is None:
+            result.status = "skipped"
+            return result
     try:
         result.frames, result.people = run_one(job)
     except PoseCliError as exc:
@@ -197,60 +214,43 @@ def run_job(job: Job, run_one: RunOne) -> JobResult:
     return result
 
 
-def local_engine(run_one: RunOne) -> Engine:
-    """The local engine: jobs one after the other in this process."""
+def local_engine(run_one: RunOne, skip_existing: Provenance | None = None) -> Engine:
+    """The local engine: jobs one after the other in this process (``skip_existing``:
+    as for :func:`run_job`)."""
 
     def run(jobs: Sequence[Job], on_start: Callable[[Job], None]
             ) -> Iterator[tuple[Job, JobResult]]:
         for job in jobs:
             on_start(job)
-            yield job, run_job(job, run_one)
+            yield job, run_job(job, run_one, skip_existing)
 
     return run
 
 
-def run_batch(jobs: Sequence[Job], engine: Engine, skip_existing: Provenance | None = None,
+def run_batch(jobs: Sequence[Job], engine: Engine,
               on_done: Callable[[JobResult], None] = lambda result: None) -> BatchReport:
     """Run ``jobs`` on ``engine``; record every job's status; stop cleanly on Ctrl-C.
 
-    With ``skip_existing`` (what reusable outputs record), a job whose outputs
-    can be reused is ``skipped``; the others run, with the reason in their
-    result's ``redo_reason`` (:meth:`Provenance.redo_reason`). After Ctrl-C, or
-    when the engine fails (a PoseCliError, kept in ``report.failure``), a job
-    that had started and not finished is ``interrupted`` and one that never
-    started is ``not_started``. The report lists jobs in plan order.
+    After Ctrl-C, or when the engine fails (a PoseCliError, kept in
+    ``report.failure``), a job that had started and not finished is
+    ``interrupted`` and one that never started is ``not_started``. The report
+    lists jobs in plan order.
     """
     started_at = time.monotonic()
     results: dict[Job, JobResult] = {}
     started: set[Job] = set()
-    reasons: dict[Job, str] = {}
-
-    def record(job: Job, result: JobResult) -> None:
-        result.redo_reason = reasons.get(job)
-        results[job] = result
-        on_done(result)
-
     report = BatchReport()
     try:
-        pending = []
-        for job in jobs:
-            reason = skip_existing.redo_reason(job) if skip_existing is not None else None
-            if skip_existing is not None and reason is None:
-                record(job, JobResult(str(job.source), str(job.output), "skipped"))
-            else:
-                if reason is not None:
-                    reasons[job] = reason
-                pending.append(job)
-        with closing(engine(pending, started.add)) as finished:
+        with closing(engine(jobs, started.add)) as finished:
             for job, result in finished:
-                record(job, result)
+                results[job] = result
+                on_done(result)
     except KeyboardInterrupt:
         report.interrupted = True
     except PoseCliError as exc:
         report.failure = exc
     for job in jobs:
         report.results.append(results.get(job) or JobResult(
-            str(job.source), str(job.output), "interrupted" if job in started else "not_started",
-            redo_reason=reasons.get(job)))
+            str(job.source), str(job.output), "interrupted" if job in started else "not_started"))
     report.wall_seconds = round(time.monotonic() - started_at, 3)
     return report

@@ -146,7 +146,7 @@ def batch(
         header["shard"] = part.describe(jobs, out_dir)
         jobs = part.select(jobs, out_dir)
     spec = RunnerSpec(str(resolve_weights(weights).absolute()), device, net_height, params,
-                      fmt, batch_size, tracking, frames)
+                      fmt, batch_size, tracking, frames, skip_existing)
     with choice.session() as session:
         prepare_dir(out_dir)
         if render_dir is not None:
@@ -163,7 +163,7 @@ def batch(
                     say(f"posecli: failed: {result.input}: {result.error}")
 
             run = session.engine(spec, runner, len(jobs), progress.advance, warn)
-            report = run_batch(jobs, run, provenance if skip_existing else None, done)
+            report = run_batch(jobs, run, done)
         header.update({"model": runner.model.describe(), "options": provenance.options,
                        "engine": session.describe()})
         recorded = report
