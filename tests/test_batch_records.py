@@ -180,6 +180,8 @@ def test_renders_are_recognised_with_and_without_audio(tmp_path, audio):
     is_posecli_file(tmp_path / "cut.mp4")
     (tmp_path / ".rendered.mp4.k2j4h.part.mp4").write_bytes(b"")  # a killed render's file
     assert is_posecli_file(tmp_path / ".rendered.mp4.k2j4h.part.mp4")
+    (tmp_path / ".out.json.k2j4h.part").write_bytes(b"{")
+    assert is_posecli_file(tmp_path / ".out.json.k2j4h.part")
 
 
 def test_a_render_dir_equal_to_the_input_folder_is_not_fed_back(tree, tiny_weights, capsys):

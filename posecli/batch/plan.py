@@ -89,11 +89,11 @@ def find_inputs(inputs: Iterable[str], exclude: Sequence[Path] = ()) -> list[Fou
 
 def is_posecli_file(path: Path) -> bool:
     """Whether ``path`` is a file posecli wrote: a render (its container's comment is
-    ``posecli.render.RENDER_TAG``) or a render's temporary file, or an output or
+    ``posecli.render.RENDER_TAG``), a temporary file of an output or render, an output or
     manifest (JSON, JSON-lines or CSV whose record says ``"tool": "posecli"``)."""
     suffix = path.suffix.lower()
-    if path.name.startswith(".") and path.name.endswith(".part.mp4"):
-        return True  # a render's temporary file (left by a process that was killed)
+    if path.name.startswith(".") and path.name.endswith((".part", ".part.mp4")):
+        return True  # a temporary file of an output or render (its writer was killed)
     if suffix == ".mp4":
         from ..render import RENDER_TAG
 
