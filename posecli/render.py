@@ -34,7 +34,8 @@ import numpy as np
 from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTrc
 
 from .errors import PoseCliError, error_reason
-from .formats import FrameResult, temp_file_beside
+from .formats import FrameResult
+from .outputs import fsync_path, temp_file_beside
 from .parse import Person
 from .sinks import Sink
 from .skeleton import LIMBS, NUM_PARTS, NUM_SEEDING_LIMBS, PART_COLOURS_RGB
@@ -279,6 +280,8 @@ class RenderSink(Sink):
         self._audio_streams = _count_audio(self.audio_source) if self.audio_source else 0
         self._tmp: list[Path] = []
         self._video_tmp: Path | None = self._temp_file()
+        self._final: Path | None = None  # the finished video, prepared, not yet renamed
+        self._committed = False
         self._container: Any = None
         self._stream: Any = None
         self._size: tuple[int, int] = (0, 0)  # encoded (width, height), even
@@ -304,11 +307,11 @@ class RenderSink(Sink):
             self._worker.start()
         self._put((batch.images, [(f.timestamp, f.people) for f in frames]))
 
-    def finish(self, info: dict[str, Any] | None = None) -> None:
-        """Encode what is queued, add the audio, and move the video to ``out``."""
-        if self._video_tmp is None:
+    def prepare(self, info: dict[str, Any] | None = None) -> None:
+        """Encode what is queued, add the audio, and flush the finished video to disk
+        (still under its temporary name)."""
+        if self._video_tmp is None or self._final is not None:
             return
-        final = None
         try:
             self._stop_worker()
             self._check()
@@ -323,15 +326,34 @@ class RenderSink(Sink):
             if self._audio_streams:
                 final = self._temp_file()
                 _remux_with_audio(self._video_tmp, self.audio_source, final)
-            os.replace(final, self.dest)
+            fsync_path(final)
         except _AV_ERRORS as exc:
             self.discard()
             raise PoseCliError(f"cannot write video {self.dest}: {error_reason(exc)}") from None
         except BaseException:
             self.discard()
             raise
-        self._tmp.remove(final)
+        self._final = final
+
+    def commit(self) -> None:
+        """Move the prepared video to ``out``."""
+        if self._final is None:
+            return
+        try:
+            os.replace(self._final, self.dest)
+        except OSError as exc:
+            self.discard()
+            raise PoseCliError(f"cannot write video {self.dest}: {error_reason(exc)}") from None
+        self._tmp.remove(self._final)
+        self._final = None
+        self._committed = True
         self.discard()  # the other temporary file, if any
+
+    def retract(self) -> None:
+        """Remove the video :meth:`commit` moved to ``out``."""
+        if self._committed:
+            self.dest.unlink(missing_ok=True)
+            self._committed = False
 
     def discard(self) -> None:
         """Stop encoding and remove the temporary files."""
@@ -352,6 +374,7 @@ class RenderSink(Sink):
             path.unlink(missing_ok=True)
         self._tmp = []
         self._video_tmp = None
+        self._final = None
 
     # Internals --------------------------------------------------------------
 
