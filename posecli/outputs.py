@@ -17,7 +17,7 @@ processes (batch shards) can write into one folder.
 
 Writes to stdout go through :func:`write_stdout`, which loops until every
 byte is written (an unbuffered stdout may accept part of a write); a closed
-pipe raises BrokenPipeError, which the CLI turns into one line and exit 141.
+pipe raises :class:`OutputPipeClosed`, which the CLI turns into one line and exit 141.
 """
 
 from __future__ import annotations
@@ -244,19 +244,33 @@ class PendingFile:
 # --------------------------------------------------------------------------- stdout
 
 
+class OutputPipeClosed(PoseCliError):
+    """stdout is a pipe whose reader went away before everything was written."""
+
+    exit_code = 141  # 128 + SIGPIPE, what a shell reports for a process killed by it
+
+    def __init__(self) -> None:
+        super().__init__("output pipe closed before everything was written (broken pipe)")
+
+
 def write_stdout(data: bytes) -> None:
     """Write ``data`` to stdout in full, and flush it: a short write (an unbuffered
-    stdout) is continued, a closed pipe raises BrokenPipeError."""
-    sys.stdout.flush()  # text written before stays before
-    stream = sys.stdout.buffer
-    view = memoryview(data).cast("B")
-    while view:
-        written = stream.write(view)
-        if written is None:  # a non-blocking stdout that is full
-            select.select([], [stream.fileno()], [])
-            continue
-        view = view[written:]
-    stream.flush()
+    stdout) is continued. A closed pipe raises :class:`OutputPipeClosed` (after
+    :func:`silence_stdout`)."""
+    try:
+        sys.stdout.flush()  # text written before stays before
+        stream = sys.stdout.buffer
+        view = memoryview(data).cast("B")
+        while view:
+            written = stream.write(view)
+            if written is None:  # a non-blocking stdout that is full
+                select.select([], [stream.fileno()], [])
+                continue
+            view = view[written:]
+        stream.flush()
+    except BrokenPipeError:
+        silence_stdout()
+        raise OutputPipeClosed from None
 
 
 def silence_stdout() -> None:
