@@ -238,7 +238,7 @@ def load_poses(path: str | Path, label: str = "input",
     name = "stdin" if str(path) == "-" else str(path)
     if not (poses.complete or allow_incomplete):
         raise CompareInputError(f"{label} file {name} is incomplete: {poses.incomplete_reason}; "
-                                "pass --allow-incomplete to compare the frames it has")
+                                "pass --allow-incomplete to compare it anyway")
     if poses.layout == OPENPOSE:
         raise CompareInputError(f"{label} file {name} is in OpenPose layout; compare reads "
                                 "posecli's COCO output (--format coco)")

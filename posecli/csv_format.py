@@ -80,7 +80,11 @@ class CsvSink(Sink):
         self._sidecar: PendingFile | None = None
         self._hash = hashlib.sha256()
         self.rows = 0
-        self._write(_encode([HEADER]))
+        try:
+            self._write(_encode([HEADER]))
+        except BaseException:  # a full disk already: no temporary file left behind
+            self.discard()
+            raise
 
     def _write(self, data: bytes) -> None:
         if self._file is None:

@@ -365,11 +365,14 @@ class RenderSink(Sink):
                 break
         self._stop_worker()
         if self._container is not None:
-            try:
-                self._container.close()
-            except _AV_ERRORS:
-                pass
+            for _ in range(2):  # a failed close (a full disk) can leave the file open:
+                try:            # the second one closes it
+                    self._container.close()
+                    break
+                except _AV_ERRORS:
+                    continue
             self._container = None
+            _close_leaked_files(self._tmp)
         for path in self._tmp:
             path.unlink(missing_ok=True)
         self._tmp = []
@@ -483,6 +486,26 @@ class RenderSink(Sink):
             pts = self._last_pts + 1
         self._last_pts = pts
         return pts
+
+
+def _close_leaked_files(paths: list[Path]) -> None:
+    """Close this process's descriptors still open on ``paths`` (Linux).
+
+    PyAV never closes the file of an output whose header could not be written (a
+    full disk): its descriptor would keep the removed file's space in use until
+    the process ends. Once closed, PyAV does not touch that descriptor again.
+    """
+    names = {os.path.realpath(path) for path in paths}
+    try:
+        descriptors = os.listdir("/proc/self/fd")
+    except OSError:
+        return
+    for descriptor in descriptors:
+        try:
+            if os.readlink(f"/proc/self/fd/{descriptor}") in names:
+                os.close(int(descriptor))
+        except OSError:
+            continue
 
 
 def _frame_rate(fps: float | None) -> Fraction:

@@ -64,8 +64,8 @@ def compare(
                                help="Print only the PASS/FAIL summary line."),
     allow_incomplete: bool = typer.Option(
         False, "--allow-incomplete",
-        help="Compare the frames of an output whose run did not finish (interrupted; a JSON "
-             "lines file without its completion line) instead of refusing it (exit 2)."),
+        help="Compare an output whose run did not finish (interrupted; a JSON lines file "
+             "without its completion line) instead of refusing it (exit 2)."),
 ) -> None:
     """Check an output against a reference output of the same video.
 
