@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import select
-import socket
 import sys
 import time
 from collections.abc import Iterable
@@ -43,7 +41,8 @@ _TAG_BYTES = 4
 
 def _host_name() -> str:
     """This machine's name as it appears in temporary file names: no dots, 1-40 chars."""
-    name = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())[:40]
+    node = os.uname().nodename if hasattr(os, "uname") else os.environ.get("COMPUTERNAME", "")
+    name = re.sub(r"[^A-Za-z0-9_-]", "-", node)[:40]
     return name or "host"
 
 
@@ -127,7 +126,7 @@ def temp_file_beside(dest: Path, suffix: str = ".part") -> tuple[int, Path]:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     while True:
         path = dest.with_name(f".{dest.name}.{HOST}.{os.getpid()}."
-                              f"{secrets.token_hex(_TAG_BYTES)}{suffix}")
+                              f"{os.urandom(_TAG_BYTES).hex()}{suffix}")
         try:
             return os.open(path, flags, 0o666), path
         except FileExistsError:

@@ -99,6 +99,16 @@ def test_image_refuses_out_over_an_input_or_the_render_folder(tmp_path, tiny_wei
     assert image.read_bytes() == original and only_files(tmp_path) == ["a.png"]
 
 
+def test_eval_refuses_out_over_its_annotations(tmp_path, capsys):
+    annotations = tmp_path / "val.json"
+    annotations.write_bytes(b'{"images": [], "annotations": []}')
+    code, _, err = run_cli(["eval", "--weights", "demo", "--images", tmp_path, "--annotations",
+                            annotations, "--out", annotations], capsys)
+    assert code == 2
+    assert_one_line_error(code, err, "--out", "is the same file as --annotations")
+    assert annotations.read_bytes() == b'{"images": [], "annotations": []}'
+
+
 def test_check_distinct(tmp_path):
     a = tmp_path / "a.mp4"
     a.write_bytes(b"video")

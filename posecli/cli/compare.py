@@ -9,7 +9,6 @@ is :mod:`posecli.compare`.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import orjson
@@ -20,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..compare import CompareResult, FrameComparison, Tolerances, compare_files
+from ..outputs import write_stdout
 
 _DEFAULTS = Tolerances()
 _LOG_WIDTH = 120
@@ -85,8 +85,7 @@ def compare(
                             max_id_switches=max_id_switches)
     result = compare_files(expected, actual, tolerances, allow_incomplete=allow_incomplete)
     if json_out:
-        sys.stdout.buffer.write(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
-        sys.stdout.buffer.flush()
+        write_stdout(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
     else:
         print_report(result, rows=rows, quiet=quiet)
     if not result.passed:
