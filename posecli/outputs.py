@@ -8,8 +8,9 @@ error never leaves a partial file under the destination's name.
 A temporary file of destination ``DEST`` is named
 ``.DEST.HOST.PID.TAG.part`` (``.part.mp4`` for rendered videos): HOST is this
 machine's name (dots replaced), PID the writing process, TAG 8 random hex
-digits. A run about to write ``DEST`` first removes the *stale* temporary
-files of that same ``DEST`` (:func:`stale_temp_files`): those of this host
+digits (``.link`` for checkpoint links). A run about to write ``DEST`` first
+removes the *stale* temporary files of that same ``DEST``
+(:func:`remove_stale_temp_files`): those of this host
 whose process is gone, and those of other hosts untouched for
 :data:`FOREIGN_STALE_S` seconds. Temporary files of a live process, of other
 destinations, or of other naming schemes are never touched, so several
@@ -57,20 +58,34 @@ def output_error(path: str | Path, exc: OSError) -> PoseCliError:
 # --------------------------------------------------------------------------- temporary files
 
 
-def _temp_pattern(dest: Path, suffix: str) -> re.Pattern[str]:
-    return re.compile(rf"\.{re.escape(dest.name)}\.(?P<host>[A-Za-z0-9_-]+)\.(?P<pid>[0-9]+)"
-                      rf"\.[0-9a-f]{{{2 * _TAG_BYTES}}}{re.escape(suffix)}")
+#: Any temporary file of this naming: ``.DEST.HOST.PID.TAG`` and one of SUFFIXES (HOST has
+#: no dots, so the split is unambiguous).
+_TEMP_NAME = re.compile(r"\.(?P<dest>.+)\.(?P<host>[A-Za-z0-9_-]+)\.(?P<pid>[0-9]+)"
+                        rf"\.[0-9a-f]{{{2 * _TAG_BYTES}}}(?P<suffix>\.part\.mp4|\.part|\.link)")
+#: Per folder, the temporary files found when this process first wrote there and not yet
+#: checked: (destination name, suffix) -> temporary file names.
+_unchecked: dict[str, dict[tuple[str, str], list[str]]] = {}
+
+
+def _temp_files(folder: Path) -> dict[tuple[str, str], list[str]]:
+    """The temporary files (of this naming) in ``folder``, by (destination name, suffix)."""
+    found: dict[tuple[str, str], list[str]] = {}
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return found
+    for name in sorted(names):
+        match = _TEMP_NAME.fullmatch(name)
+        if match is not None:
+            found.setdefault((match["dest"], match["suffix"]), []).append(name)
+    return found
 
 
 def temp_files_of(dest: Path, suffix: str = ".part") -> list[Path]:
     """The temporary files of ``dest`` (see the module docstring) that exist now, of
     any process, sorted by name."""
-    pattern = _temp_pattern(dest, suffix)
-    try:
-        names = os.listdir(dest.parent)
-    except OSError:
-        return []
-    return sorted(dest.parent / name for name in names if pattern.fullmatch(name))
+    dest = Path(dest)
+    return [dest.parent / name for name in _temp_files(dest.parent).get((dest.name, suffix), [])]
 
 
 def _process_alive(pid: int) -> bool:
@@ -85,35 +100,45 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
+def _is_stale(path: Path) -> bool:
+    """Whether the temporary file ``path``'s writer is gone: this host's whose process no
+    longer runs, other hosts' untouched for FOREIGN_STALE_S seconds."""
+    match = _TEMP_NAME.fullmatch(path.name)
+    if match is None:
+        return False
+    if match["host"] == HOST:
+        return not _process_alive(int(match["pid"]))
+    try:
+        return time.time() - path.stat().st_mtime > FOREIGN_STALE_S
+    except OSError:
+        return False
+
+
 def stale_temp_files(dest: Path, suffix: str = ".part") -> list[Path]:
-    """The temporary files of ``dest`` whose writer is gone: this host's whose process
-    no longer runs, other hosts' untouched for FOREIGN_STALE_S seconds."""
-    pattern = _temp_pattern(dest, suffix)
-    stale = []
-    for path in temp_files_of(dest, suffix):
-        match = pattern.fullmatch(path.name)
-        assert match is not None
-        if match["host"] == HOST:
-            if not _process_alive(int(match["pid"])):
-                stale.append(path)
-            continue
-        try:
-            if time.time() - path.stat().st_mtime > FOREIGN_STALE_S:
-                stale.append(path)
-        except OSError:
-            continue
-    return stale
+    """The temporary files of ``dest`` whose writer is gone (see :func:`_is_stale`)."""
+    return [path for path in temp_files_of(dest, suffix) if _is_stale(path)]
 
 
 def remove_stale_temp_files(dest: Path, suffix: str = ".part") -> list[Path]:
-    """Remove :func:`stale_temp_files` of ``dest``; returns those removed."""
+    """Remove the stale temporary files of ``dest``; returns those removed.
+
+    A folder is listed once per process (the first time a file is written there), so
+    writing many outputs into one folder stays linear; temporary files a process
+    killed since then left behind are removed by the next run.
+    """
+    dest = Path(dest)
+    folder = os.path.abspath(dest.parent)
+    if folder not in _unchecked:
+        _unchecked[folder] = _temp_files(dest.parent)
     removed = []
-    for path in stale_temp_files(dest, suffix):
-        try:
-            path.unlink()
-        except OSError:
-            continue
-        removed.append(path)
+    for name in _unchecked[folder].pop((dest.name, suffix), []):
+        path = dest.parent / name
+        if _is_stale(path):
+            try:
+                path.unlink()
+            except OSError:
+                continue
+            removed.append(path)
     return removed
 
 
