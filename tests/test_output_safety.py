@@ -485,6 +485,7 @@ def test_outputs_get_the_mode_the_umask_gives(umask, tmp_path, tiny_weights, sma
     from posecli.batch.manifest import BatchReport, write_manifest
     from posecli.model import PoseNet
     from posecli.weights.load import save_checkpoint
+    from posecli.weights.records import record_download
 
     expected = 0o666 & ~umask
     written = []
@@ -496,6 +497,16 @@ def test_outputs_get_the_mode_the_umask_gives(umask, tmp_path, tiny_weights, sma
         assert code == 0, err
         written.append(out)
     written += [tmp_path / "r.mp4", tmp_path / "o.csv.info.json"]
+    (tmp_path / "in").mkdir()
+    image = save_png(np.full((64, 96, 3), 100, np.uint8), tmp_path / "in" / "a.png")
+    code, _, err = run_cli(["image", image, "--weights", tiny_weights, *FAST, "--out",
+                            tmp_path / "i.json", "--render", tmp_path / "stills"], capsys)
+    assert code == 0, err
+    written += [tmp_path / "i.json", tmp_path / "stills" / "a.png"]
+    weights = tmp_path / "w.pth"
+    weights.write_bytes(b"weights")
+    record_download(weights, "https://example.org/w.pth", "0" * 64, pinned=False)
+    written.append(tmp_path / ".records.json")
     write_manifest(tmp_path / "manifest.json", BatchReport(), {})
     save_checkpoint(tmp_path / "c.pt", PoseNet(TINY), {})
     written += [tmp_path / "manifest.json", tmp_path / "c.pt"]
