@@ -102,6 +102,8 @@ class CsvSink(Sink):
         if self._file is None or self._dest is None:
             return
         self._file.close()
+        if self._file.tmp is None:  # a device or named pipe: no sidecar, as for stdout
+            return
         record = {"info": info, "csv": {"rows": self.rows, "sha256": self._hash.hexdigest()}}
         self._sidecar = PendingFile(sidecar_path(self._dest))
         self._sidecar.write(orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
@@ -110,7 +112,10 @@ class CsvSink(Sink):
     def commit(self) -> None:
         """The old sidecar goes first, the CSV next, its new sidecar last: a CSV is never
         beside a sidecar that is not its own."""
-        if self._file is None or self._sidecar is None:
+        if self._file is None:
+            return
+        if self._sidecar is None:
+            self._file.commit()
             return
         try:
             self._sidecar.dest.unlink(missing_ok=True)

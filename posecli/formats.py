@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 
-from .errors import PoseCliError
+from .errors import PoseCliError, UsageError
+from .outputs import is_stream, write_atomic, write_stdout
 from .outputs import temp_file_beside as temp_file_beside  # re-exported
 from .outputs import temp_files_of as temp_files_of  # re-exported
-from .outputs import write_atomic, write_stdout
 from .skeleton import COCO17_NAMES, COCO17_SKELETON, coco18_to_coco17
 
 if TYPE_CHECKING:
@@ -164,11 +164,20 @@ def write_json(document: dict[str, Any], out: str | Path) -> None:
     write_atomic(Path(out), data)
 
 
-def check_output_path(out: str | Path) -> None:
-    """Fail before any work when ``out`` cannot be created (missing folder, a directory)."""
+def check_output_path(out: str | Path, stream_ok: bool = True) -> None:
+    """Fail before any work when ``out`` cannot be created (missing folder, a directory).
+
+    A device or named pipe (``/dev/null``) is written directly when ``stream_ok``, else
+    refused (an MP4 needs a file it can seek in).
+    """
     if str(out) == "-":
         return
     path = Path(out)
+    if is_stream(path):
+        if stream_ok:
+            return
+        raise UsageError(f"output {path} is not a regular file (a device or pipe): "
+                         "write it to a file")
     if path.is_dir():
         raise PoseCliError(f"output {path} is a directory")
     folder = path.parent

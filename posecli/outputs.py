@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import re
 import select
+import stat
 import sys
 import time
 from collections.abc import Iterable
@@ -38,6 +39,7 @@ from .errors import PoseCliError, UsageError, error_reason
 #: last write.
 FOREIGN_STALE_S = 24 * 3600
 _TAG_BYTES = 4
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
 def _host_name() -> str:
@@ -148,7 +150,7 @@ def temp_file_beside(dest: Path, suffix: str = ".part") -> tuple[int, Path]:
     would give (``0666 & ~umask``). Stale temporary files of ``dest`` are removed first."""
     dest = Path(dest)
     remove_stale_temp_files(dest, suffix)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _CLOEXEC
     while True:
         path = dest.with_name(f".{dest.name}.{HOST}.{os.getpid()}."
                               f"{os.urandom(_TAG_BYTES).hex()}{suffix}")
@@ -174,37 +176,41 @@ def write_all(fd: int, data: bytes | memoryview) -> None:
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write bytes to a temporary file in ``path``'s folder, flush it to disk, then rename
-    it to ``path``. Raises PoseCliError (one line) when that fails, leaving no temporary
-    file behind."""
-    path = Path(path)
-    fd, tmp = temp_file_beside(path)
+    it to ``path`` (a device or named pipe is written directly, see :class:`PendingFile`).
+    Raises PoseCliError (one line) when that fails, leaving no temporary file behind."""
+    pending = PendingFile(Path(path))
     try:
-        try:
-            write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise output_error(path, exc) from None
+        pending.write(data)
+        pending.commit()
+    except BaseException:
+        pending.discard()
         raise
 
 
 def fsync_path(path: Path) -> None:
     """Flush a finished file that another library wrote (PyAV) to disk before its rename."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    fd = os.open(path, os.O_RDONLY | _CLOEXEC)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
 
 
+def is_stream(path: Path) -> bool:
+    """Whether ``path`` exists and is not a regular file (``/dev/null``, ``/dev/stdout``, a
+    named pipe): an output there is written directly, never replaced by a rename."""
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)  # follows symbolic links
+    except OSError:
+        return False
+
+
 class PendingFile:
     """A file being written: a temporary file beside ``dest`` (see :func:`temp_file_beside`)
     until :meth:`commit` renames it to ``dest``.
 
+    When ``dest`` is a device or a named pipe (:func:`is_stream`) the bytes go to
+    it directly (``tmp`` is None): a rename would replace ``/dev/null`` itself.
     Every failure to write, flush or rename raises PoseCliError (one line naming
     ``dest``); :meth:`discard` removes the temporary file, :meth:`retract` the
     committed file.
@@ -213,8 +219,15 @@ class PendingFile:
     def __init__(self, dest: Path, suffix: str = ".part") -> None:
         self.dest = Path(dest)
         self._fd: int | None
-        self._fd, self.tmp = temp_file_beside(self.dest, suffix)
+        self.tmp: Path | None
         self.committed = False
+        if is_stream(self.dest):
+            try:
+                self._fd, self.tmp = os.open(self.dest, os.O_WRONLY | _CLOEXEC), None
+            except OSError as exc:
+                raise output_error(self.dest, exc) from None
+            return
+        self._fd, self.tmp = temp_file_beside(self.dest, suffix)
 
     def write(self, data: bytes) -> None:
         """Append ``data`` (all of it)."""
@@ -232,7 +245,8 @@ class PendingFile:
         fd, self._fd = self._fd, None
         try:
             try:
-                os.fsync(fd)
+                if self.tmp is not None:
+                    os.fsync(fd)
             finally:
                 os.close(fd)
         except OSError as exc:
@@ -241,6 +255,8 @@ class PendingFile:
     def commit(self) -> None:
         """Close, then rename the temporary file to ``dest``."""
         self.close()
+        if self.tmp is None:
+            return
         try:
             os.replace(self.tmp, self.dest)
         except OSError as exc:
@@ -261,7 +277,7 @@ class PendingFile:
                 os.close(fd)
             except OSError:
                 pass
-        if not self.committed:
+        if self.tmp is not None and not self.committed:
             self.tmp.unlink(missing_ok=True)
 
 

@@ -99,6 +99,39 @@ def test_image_refuses_out_over_an_input_or_the_render_folder(tmp_path, tiny_wei
     assert image.read_bytes() == original and only_files(tmp_path) == ["a.png"]
 
 
+def test_a_device_or_named_pipe_is_written_not_replaced(tmp_path, tiny_weights, small_video,
+                                                         capsys):
+    """--out /dev/null (here a copy of its device node) or a FIFO: written directly; a rename
+    would replace the device itself."""
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    code, _, err = run_cli(video_args(small_video, tiny_weights, "--format", "jsonl", "--out",
+                                      fifo), capsys)
+    reader.join(60)
+    assert code == 0, err
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    *records, trailer = [orjson.loads(line) for line in received[0].splitlines()]
+    assert len(records) == 6 and trailer["complete"] is True
+    if os.geteuid() == 0:
+        null = tmp_path / "null"
+        os.mknod(null, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        for fmt in ("coco", "csv"):
+            code, _, err = run_cli(video_args(small_video, tiny_weights, "--format", fmt,
+                                              "--out", null), capsys)
+            assert code == 0, err
+            assert stat.S_ISCHR(null.stat().st_mode)
+        code, _, err = run_cli(video_args(small_video, tiny_weights, "--out", "-", "--render",
+                                          null), capsys)
+        assert code == 2
+        assert_one_line_error(code, err, "not a regular file")
+        assert only_files(tmp_path) == ["null", "pipe"]
+
+
 def test_eval_refuses_out_over_its_annotations(tmp_path, capsys):
     annotations = tmp_path / "val.json"
     annotations.write_bytes(b'{"images": [], "annotations": []}')

@@ -93,7 +93,7 @@ def video(
     check_distinct(output_paths(input, out, fmt == CSV, render))
     check_output_path(out)
     if render is not None:
-        check_output_path(render)
+        check_output_path(render, stream_ok=False)
     with VideoReader(input, batch_size, frame_range, realtime=realtime,
                      on_warning=warn) as reader:  # bad input fails before the model loads
         model = load_model(weights, device)
