@@ -108,7 +108,7 @@ def test_a_device_or_named_pipe_is_written_not_replaced(tmp_path, tiny_weights, 
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     received = []
-    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
     reader.start()
     code, _, err = run_cli(video_args(small_video, tiny_weights, "--format", "jsonl", "--out",
                                       fifo), capsys)
