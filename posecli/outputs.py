@@ -3,12 +3,13 @@
 Every file posecli writes goes first to a temporary file beside its
 destination, created like any file the user creates (mode ``0666 & ~umask``),
 written, flushed to disk, then renamed over the destination: a crash or an
-error never leaves a partial file under the destination's name.
+error never leaves a partial file under the destination's name. A destination
+that is a device or named pipe (``/dev/null``) is written directly instead.
 
 A temporary file of destination ``DEST`` is named
-``.DEST.HOST.PID.TAG.part`` (``.part.mp4`` for rendered videos): HOST is this
-machine's name (dots replaced), PID the writing process, TAG 8 random hex
-digits (``.link`` for checkpoint links). A run about to write ``DEST`` first
+``.DEST.HOST.PID.TAG.part`` (``.part.mp4`` for rendered videos, ``.link`` for
+checkpoint links): HOST is this machine's name (dots replaced), PID the
+writing process, TAG 8 random hex digits. A run about to write ``DEST`` first
 removes the *stale* temporary files of that same ``DEST``
 (:func:`remove_stale_temp_files`): those of this host
 whose process is gone, and those of other hosts untouched for
@@ -19,6 +20,9 @@ processes (batch shards) can write into one folder.
 Writes to stdout go through :func:`write_stdout`, which loops until every
 byte is written (an unbuffered stdout may accept part of a write); a closed
 pipe raises :class:`OutputPipeClosed`, which the CLI turns into one line and exit 141.
+
+:func:`check_distinct` refuses, before any work, a run whose outputs would
+replace one of its inputs or each other.
 """
 
 from __future__ import annotations
