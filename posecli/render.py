@@ -34,7 +34,8 @@ import numpy as np
 from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTrc
 
 from .errors import PoseCliError, error_reason
-from .formats import FrameResult, temp_file_beside
+from .formats import FrameResult
+from .outputs import fsync_path, temp_file_beside
 from .parse import Person
 from .sinks import Sink
 from .skeleton import LIMBS, NUM_PARTS, NUM_SEEDING_LIMBS, PART_COLOURS_RGB
@@ -282,6 +283,8 @@ class RenderSink(Sink):
         self._audio_streams = _count_audio(self.audio_source) if self.audio_source else 0
         self._tmp: list[Path] = []
         self._video_tmp: Path | None = self._temp_file()
+        self._final: Path | None = None  # the finished video, prepared, not yet renamed
+        self._committed = False
         self._container: Any = None
         self._stream: Any = None
         self._size: tuple[int, int] = (0, 0)  # encoded (width, height), even
@@ -307,11 +310,11 @@ class RenderSink(Sink):
             self._worker.start()
         self._put((batch.images, [(f.timestamp, f.people) for f in frames]))
 
-    def finish(self, info: dict[str, Any] | None = None) -> None:
-        """Encode what is queued, add the audio, and move the video to ``out``."""
-        if self._video_tmp is None:
+    def prepare(self, info: dict[str, Any] | None = None) -> None:
+        """Encode what is queued, add the audio, and flush the finished video to disk
+        (still under its temporary name)."""
+        if self._video_tmp is None or self._final is not None:
             return
-        final = None
         try:
             self._stop_worker()
             self._check()
@@ -326,15 +329,34 @@ class RenderSink(Sink):
             if self._audio_streams:
                 final = self._temp_file()
                 _remux_with_audio(self._video_tmp, self.audio_source, final)
-            os.replace(final, self.dest)
+            fsync_path(final)
         except _AV_ERRORS as exc:
             self.discard()
             raise PoseCliError(f"cannot write video {self.dest}: {error_reason(exc)}") from None
         except BaseException:
             self.discard()
             raise
-        self._tmp.remove(final)
+        self._final = final
+
+    def commit(self) -> None:
+        """Move the prepared video to ``out``."""
+        if self._final is None:
+            return
+        try:
+            os.replace(self._final, self.dest)
+        except OSError as exc:
+            self.discard()
+            raise PoseCliError(f"cannot write video {self.dest}: {error_reason(exc)}") from None
+        self._tmp.remove(self._final)
+        self._final = None
+        self._committed = True
         self.discard()  # the other temporary file, if any
+
+    def retract(self) -> None:
+        """Remove the video :meth:`commit` moved to ``out``."""
+        if self._committed:
+            self.dest.unlink(missing_ok=True)
+            self._committed = False
 
     def discard(self) -> None:
         """Stop encoding and remove the temporary files."""
@@ -346,15 +368,19 @@ class RenderSink(Sink):
                 break
         self._stop_worker()
         if self._container is not None:
-            try:
-                self._container.close()
-            except _AV_ERRORS:
-                pass
+            for _ in range(2):  # a failed close (a full disk) can leave the file open:
+                try:            # the second one closes it
+                    self._container.close()
+                    break
+                except _AV_ERRORS:
+                    continue
             self._container = None
+            _close_leaked_files(self._tmp)
         for path in self._tmp:
             path.unlink(missing_ok=True)
         self._tmp = []
         self._video_tmp = None
+        self._final = None
 
     # Internals --------------------------------------------------------------
 
@@ -464,6 +490,26 @@ class RenderSink(Sink):
             pts = self._last_pts + 1
         self._last_pts = pts
         return pts
+
+
+def _close_leaked_files(paths: list[Path]) -> None:
+    """Close this process's descriptors still open on ``paths`` (Linux).
+
+    PyAV never closes the file of an output whose header could not be written (a
+    full disk): its descriptor would keep the removed file's space in use until
+    the process ends. Once closed, PyAV does not touch that descriptor again.
+    """
+    names = {os.path.realpath(path) for path in paths}
+    try:
+        descriptors = os.listdir("/proc/self/fd")
+    except OSError:
+        return
+    for descriptor in descriptors:
+        try:
+            if os.readlink(f"/proc/self/fd/{descriptor}") in names:
+                os.close(int(descriptor))
+        except OSError:
+            continue
 
 
 def _frame_rate(fps: float | None) -> Fraction:

@@ -158,7 +158,8 @@ def test_a_killed_worker_has_its_video_redone_on_another(tmp_path, monkeypatch, 
     code, _, err = run_cli(["batch", "videos", "--out-dir", "local", *common], capsys)
     assert code == 0, err
     assert _outputs(tmp_path / "ray") == _outputs(tmp_path / "local")
-    assert len((tmp_path / "ray" / "videos" / "long.jsonl").read_bytes().splitlines()) == 40
+    # 40 frame lines, then the completion line
+    assert len((tmp_path / "ray" / "videos" / "long.jsonl").read_bytes().splitlines()) == 41
 
 
 def test_ctrl_c_stops_workers_keeps_finished_outputs_and_writes_the_manifest(

@@ -171,8 +171,9 @@ class RunnerSpec:
 def is_complete(output: Path) -> bool:
     """Whether ``output`` is a finished posecli output (a half-written one never is).
 
-    Documents must parse and say ``info.complete``; JSON-lines files (which only
-    appear when finished) must have every line parse; CSV files need their
+    Documents must parse and say ``info.complete``; JSON-lines files must end with
+    the trailer line counting their records
+    (:func:`posecli.readers.jsonl_is_complete`); CSV files need their
     ``.info.json`` sidecar (:func:`posecli.csv_format.csv_is_complete`).
     """
     if output.suffix == ".csv":
@@ -183,9 +184,11 @@ def is_complete(output: Path) -> bool:
         data = output.read_bytes()
     except OSError:
         return False
+    if output.suffix == ".jsonl":
+        from ..readers import jsonl_is_complete
+
+        return jsonl_is_complete(data)
     try:
-        if output.suffix == ".jsonl":
-            return all(orjson.loads(line) is not None for line in data.splitlines())
         return orjson.loads(data).get("info", {}).get("complete") is True
     except (orjson.JSONDecodeError, AttributeError):
         return False
