@@ -335,7 +335,7 @@ def _is_local_path(value: str) -> bool:
     return value not in ("", "-") and "://" not in value
 
 
-def _file_keys(path: Path) -> list[tuple[object, ...]]:
+def file_keys(path: Path) -> list[tuple[object, ...]]:
     """What identifies the file at ``path``: its device and inode when it exists (hard
     links share them), and its resolved path."""
     keys: list[tuple[object, ...]] = [("path", str(path.resolve()))]
@@ -361,7 +361,7 @@ def check_distinct(named_paths: Iterable[tuple[str, str | Path | None]]) -> None
         if value is None or not _is_local_path(str(value)):
             continue
         path = Path(str(value))
-        keys = _file_keys(path)
+        keys = file_keys(path)
         for key in keys:
             if key in seen and seen[key][0] != name:  # one name's paths (inputs) may repeat
                 first_name, first = seen[key]

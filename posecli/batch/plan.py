@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import InputError, UsageError, error_reason
+from ..outputs import file_keys
 
 #: File name endings taken from directories (explicit files and globs take anything).
 VIDEO_SUFFIXES = frozenset({
@@ -219,15 +220,8 @@ def check_written_paths(jobs: Sequence[Job], manifest: Path,
     """UsageError (exit 2), before any work, when a file the batch writes (an output,
     its ``sidecar`` suffix's file, a render, the manifest) is an input (same path,
     or the same file through a link) or is written twice."""
-    inputs: dict[object, Path] = {}
-    for job in jobs:
-        inputs[job.source.resolve()] = job.source
-        try:
-            stat = job.source.stat()
-            inputs[(stat.st_dev, stat.st_ino)] = job.source
-        except OSError:
-            pass  # an unreadable input fails as its job
-    writers: dict[Path, str] = {}
+    inputs = {key: job.source for job in jobs for key in file_keys(job.source)}
+    writers: dict[tuple[object, ...], str] = {}
     written: list[tuple[str, Path]] = [("the manifest", manifest)]
     for job in jobs:
         written.append((f"the output of {job.source}", job.output))
@@ -237,13 +231,11 @@ def check_written_paths(jobs: Sequence[Job], manifest: Path,
         if job.render is not None:
             written.append((f"the render of {job.source}", job.render))
     for what, path in written:
-        source = inputs.get(path.resolve())
-        if source is None and path.exists():
-            stat = path.stat()
-            source = inputs.get((stat.st_dev, stat.st_ino))
+        keys = file_keys(path)  # device and inode when it exists, and the resolved path
+        source = next((inputs[key] for key in keys if key in inputs), None)
         if source is not None:
             raise UsageError(f"{what} ({path}) would overwrite the input {source}")
-        other = writers.setdefault(path.resolve(), what)
+        other = writers.setdefault(keys[-1], what)
         if other != what:
             raise UsageError(f"{other} and {what} would both be written to {path}")
 
