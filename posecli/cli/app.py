@@ -18,6 +18,7 @@ import typer
 from .. import __version__
 from ..errors import Interrupted, PoseCliError
 from ..interrupts import ESTIMATE_THREAD
+from ..outputs import OutputPipeClosed, silence_stdout
 from .batch import batch
 from .compare import compare
 from .console import stderr_console
@@ -78,8 +79,13 @@ def main(argv: list[str] | None = None) -> None:
         err.print(f"posecli: error: {exc}", markup=False)
         code = exc.exit_code
         interrupted_run = isinstance(exc, Interrupted)
-    except BrokenPipeError:
-        code = 141
+    except SystemExit as exc:
+        if not _click_swallowed_broken_pipe():
+            raise
+        # Click turned a broken pipe into a silent exit 1: one line and 141, as for data.
+        silence_stdout()
+        err.print(f"posecli: error: {OutputPipeClosed()}", markup=False)
+        code = OutputPipeClosed.exit_code if exc.code in (0, 1) else exc.code
     except Exception as exc:
         if not _is_click_error(exc):
             raise
@@ -112,6 +118,12 @@ def entry() -> None:
 def _terminate(signum: int, frame: object) -> None:
     """SIGTERM stops a run like Ctrl-C: finished work is kept, nothing partial is left."""
     raise KeyboardInterrupt
+
+
+def _click_swallowed_broken_pipe() -> bool:
+    """Whether Click caught a broken pipe (EPIPE) of a command: it then replaces
+    sys.stdout with its PacifyFlushWrapper and exits 1 without a word."""
+    return type(sys.stdout).__name__ == "PacifyFlushWrapper"
 
 
 def _is_click_error(exc: Exception) -> bool:

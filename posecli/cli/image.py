@@ -66,6 +66,7 @@ def image(
     """
     from ..batch import prepare_dir
     from ..formats import check_output_path
+    from ..outputs import check_distinct
     from ..pipeline import (
         Estimator,
         check_precision,
@@ -81,9 +82,11 @@ def image(
     params = parse_params(smoothing_sigma, peak_threshold, paf_samples, paf_threshold,
                           paf_min_fraction, min_parts, min_score)
     check_format(fmt)
+    renders = plan_renders(inputs, render) if render is not None else None
+    check_distinct([*(("input", path) for path in inputs), ("--out", out), ("--render", render),
+                    *(("--render", path) for path in renders or [])])
     check_output_path(out)
     check_precision(precision, device)
-    renders = plan_renders(inputs, render) if render is not None else None
     failed: list[str] = []
     with progress_bars(quiet) as progress:
         progress.start(len(inputs))
