@@ -9,16 +9,15 @@ __version__ = "0.1.0"
 
 from typing import TYPE_CHECKING, Any
 
-from .parse.params import ParseParams
-
 if TYPE_CHECKING:
+    from .parse.params import ParseParams
     from .person import Person
     from .pipeline import PoseModel, estimate, load_model
 
 __all__ = ["ParseParams", "Person", "PoseModel", "__version__", "estimate", "load_model"]
 
-_LAZY = {"Person": "person", "PoseModel": "pipeline", "estimate": "pipeline",
-         "load_model": "pipeline"}
+_LAZY = {"ParseParams": "parse.params", "Person": "person", "PoseModel": "pipeline",
+         "estimate": "pipeline", "load_model": "pipeline"}
 
 
 def __getattr__(name: str) -> Any:
