@@ -5,11 +5,16 @@ returns the people of each frame; :func:`posecli.parse.parse_batch` parses the
 raw outputs of any network with the CMU output layout.
 """
 
+from __future__ import annotations
+
 __version__ = "0.1.0"
 
-from typing import TYPE_CHECKING, Any
-
+# Nothing is imported at run time (not even typing): the command line installs its
+# signal handlers right after this, before any slow import.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from .parse.params import ParseParams
     from .person import Person
     from .pipeline import PoseModel, estimate, load_model

@@ -27,11 +27,17 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from types import FrameType
-from typing import Any, TypeVar
+
+# Only light imports at run time: the command line installs its handlers from here
+# before any slow import.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from types import FrameType
+    from typing import Any, TypeVar
+
+    Argument = TypeVar("Argument")
 
 ESTIMATE_THREAD = "posecli-estimate"  # the worker thread of an interruptible call
 HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -39,8 +45,6 @@ HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _RETRY_S = 0.02
 # Code where a KeyboardInterrupt must not be raised: imports, and torch's Python code.
 _DELICATE = ("<frozen importlib", f"{os.sep}torch{os.sep}")
-
-Argument = TypeVar("Argument")
 
 
 def run_interruptibly(function: Callable[[Argument], Any], argument: Argument) -> Any:
@@ -98,16 +102,16 @@ def signals_held() -> Iterator[None]:
             signal.raise_signal(held[0])
 
 
-@dataclass
 class _Signals:
     """What the command line's handlers have seen: ``taken`` is the signal that
     became KeyboardInterrupt (0 if none), ``later`` how many came after it (or
-    after :func:`leave` began), ``waiting`` whether one waits to be offered again."""
+    after the command ended), ``waiting`` whether one waits to be offered again."""
 
-    taken: int = 0
-    later: int = 0
-    waiting: bool = False
-    closing: bool = False
+    def __init__(self) -> None:
+        self.taken = 0
+        self.later = 0
+        self.waiting = False
+        self.closing = False
 
 
 _signals: _Signals | None = None

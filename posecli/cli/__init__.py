@@ -10,7 +10,10 @@ the signal handlers before the slow imports.
 from __future__ import annotations
 
 import sys
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["app", "entry", "main"]
 
