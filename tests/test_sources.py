@@ -8,6 +8,7 @@ cannot be read from a pipe, and the message says so and how to fix it.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -68,8 +69,10 @@ def test_named_pipe_is_read_as_a_stream(tmp_path, small_video, capsys):
 def test_process_substitution_is_read_as_a_stream(tmp_path, small_video):
     """``posecli video <(cat x) ...``: a /dev/fd/N pipe, not "input is empty"."""
     out = tmp_path / "o.jsonl"
-    command = " ".join([*POSECLI, "video", f"<(cat {small_video})", "--out", str(out),
-                        "--format", "jsonl", "--weights", "demo", "--net-height", "96", "-q"])
+    command = " ".join([*map(shlex.quote, [*POSECLI, "video"]),
+                        f"<(cat {shlex.quote(str(small_video))})",
+                        *map(shlex.quote, ["--out", str(out), "--format", "jsonl", "--weights",
+                                           "demo", "--net-height", "96", "-q"])])
     done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     frames = [orjson.loads(line) for line in out.read_bytes().splitlines()]
