@@ -31,6 +31,7 @@ import av.error
 import numpy as np
 
 from posecli.errors import InputError, UsageError, error_reason
+from posecli.interrupts import interrupt_count
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -54,8 +55,11 @@ _FRAME_RANGE = re.compile(r"^\s*(-?\d+)?\s*:\s*(-?\d+)?\s*(?::\s*(-?\d+)?\s*)?$"
 
 # How long the decoding thread waits on a full queue before re-checking for close().
 _POLL_S = 0.05
-# How long close() waits for the decoding thread to finish its current frame.
+# How long close() waits for the decoding thread to finish its current frame; once
+# the command line was interrupted (a thread blocked on a stalled pipe or stream is
+# then left behind, and the process leaves at once); after a second Ctrl-C, not at all.
 _JOIN_S = 10.0
+_JOIN_INTERRUPTED_S = 1.0
 # Network streams: seconds to wait for the connection, and for data once connected.
 _OPEN_TIMEOUT_S = 20.0
 _READ_TIMEOUT_S = 30.0
@@ -291,12 +295,21 @@ class VideoReader:
             self.close()
 
     def close(self) -> None:
-        """Stop the decoding thread, wait for it, and close the input. Idempotent."""
+        """Stop the decoding thread, wait for it (see ``_JOIN_S``), and close the input.
+        Idempotent: only the first call waits."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         if self._thread is None:
             self._container.close()
-        else:
-            self._thread.join(_JOIN_S)
+            return
+        waited = 0.0
+        while self._thread.is_alive() and waited < _JOIN_S:
+            interrupts = interrupt_count()
+            if interrupts > 1 or (interrupts and waited >= _JOIN_INTERRUPTED_S):
+                return
+            self._thread.join(_POLL_S)
+            waited += _POLL_S
 
     def _report_warnings(self) -> None:
         """Pass the warnings the decoder queued to ``on_warning``, in order."""

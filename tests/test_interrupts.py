@@ -114,3 +114,50 @@ def test_handlers_restored_after_main(small_video, tmp_path, capsys):
         main(["video", str(small_video), "--out", str(tmp_path / "o.json"),
               "--weights", "demo", "--net-height", "96", "-q"])
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+@pytest.mark.parametrize("signals", [1, 2])
+def test_reader_on_a_stalled_pipe_is_left_behind_after_ctrl_c(signals, tmp_path, monkeypatch):
+    """After Ctrl-C, closing a reader whose input stalled (a pipe kept open with no data)
+    does not wait the usual 10 s for its decoding thread: 1 s after the first signal,
+    not at all after a second; the process then leaves at once."""
+    import os
+    import threading
+
+    from posecli import interrupts, video
+
+    monkeypatch.setattr(video, "_JOIN_S", 60.0)
+    stream = write_video(tmp_path / "live.ts", np.full((20, 64, 96, 3), 90, dtype=np.uint8))
+    fifo = tmp_path / "in.pipe"
+    os.mkfifo(fifo)
+    release = threading.Event()
+
+    def feed() -> None:
+        with open(fifo, "wb") as pipe:
+            pipe.write(stream.read_bytes())
+            pipe.flush()
+            release.wait(120)  # the input stalls: open, no more data
+
+    threading.Thread(target=feed, daemon=True).start()
+    restore = interrupts.install_handlers()
+    try:
+        reader = video.VideoReader(str(fifo), 1, queue_size=64)
+        batches = iter(reader)
+        next(batches)
+        time.sleep(0.5)  # the decoding thread reads what was written, then waits on the pipe
+        main = threading.main_thread().ident  # (a signal the decoding thread took would
+        with pytest.raises(KeyboardInterrupt):  # end its read with EINTR: not a stall)
+            signal.pthread_kill(main, signal.SIGINT)
+            time.sleep(5)
+        for _ in range(signals - 1):
+            signal.pthread_kill(main, signal.SIGINT)  # only counted: nothing is raised
+        assert interrupts.interrupt_count() == signals
+        started = time.monotonic()
+        reader.close()
+        waited = time.monotonic() - started
+        assert reader._thread.is_alive()  # blocked on the pipe: left behind
+        assert waited < 30  # not the 60 s a reader waits when nobody interrupted
+        del batches
+    finally:
+        restore()
+        release.set()
