@@ -25,6 +25,7 @@ def _tool():
 
     spec = importlib.util.spec_from_file_location("fault_injection", TOOL)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # (its dataclasses look their module up)
     spec.loader.exec_module(module)
     return module
 
