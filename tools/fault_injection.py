@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -220,9 +221,8 @@ def output_state(path: Path) -> tuple[str, int | None]:
 
 def written_count(err: str) -> int | None:
     """N from "interrupted: N frames written to ..."."""
-    if "frames written to" not in err:
-        return None
-    return int(err.split("interrupted: ", 1)[1].split(" frames", 1)[0])
+    found = re.search(r"interrupted: (\d+) frames written to", err)
+    return int(found.group(1)) if found else None
 
 
 # ----------------------------------------------------------------------------- cases
