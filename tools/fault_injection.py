@@ -457,6 +457,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", default=[], metavar="TEXT",
                         help="only cases whose name contains TEXT (repeatable)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument("--clip", type=Path, metavar="VIDEO",
+                        help="the video of the video cases (default: a synthetic 120-frame "
+                             "clip; a longer one, e.g. vtest.avi, makes finishing slower)")
     args = parser.parse_args(argv)
     tries = 1 if args.quick else args.tries
     cases = [case for case in all_cases()
@@ -464,6 +467,9 @@ def main(argv: list[str] | None = None) -> int:
              and (not args.only or any(text in case.name for text in args.only))]
     root = Path(tempfile.mkdtemp(prefix="posecli-faults-"))
     make_clips(root / "clips")
+    if args.clip is not None:
+        global CLIP
+        CLIP = args.clip.resolve()
     global FIRST_FRAME_CPU_S
     FIRST_FRAME_CPU_S = calibrate(root / "calibrate")
     is_root = os.geteuid() == 0
