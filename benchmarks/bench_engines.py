@@ -57,7 +57,7 @@ def local_run(videos: Path, out: Path, spec: RunnerSpec, threads: int) -> dict[s
     started = time.perf_counter()
     runner = spec.build()
     loaded = time.perf_counter()
-    report = run_batch(jobs, local_engine(runner), skip_existing=False)
+    report = run_batch(jobs, local_engine(runner))
     assert report.count("ok") == CLIPS, report.results
     done = time.perf_counter()
     return {"load": loaded - started, "loop": done - loaded,
@@ -81,7 +81,7 @@ def ray_run(videos: Path, out: Path, spec: RunnerSpec, workers: int) -> dict[str
         return engine(pending, start)
 
     checked = time.perf_counter()
-    report = run_batch(jobs, timed, skip_existing=False)
+    report = run_batch(jobs, timed)
     assert report.count("ok") == CLIPS, report.results
     done = time.perf_counter()
     return {"check": checked - started, "workers": first[0] - checked, "loop": done - first[0],

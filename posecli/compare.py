@@ -220,20 +220,26 @@ def _frame_dict(frame: FrameComparison) -> dict[str, Any]:
 # --------------------------------------------------------------------------- loading
 
 
-def load_poses(path: str | Path, label: str = "input") -> PoseFile:
+def load_poses(path: str | Path, label: str = "input",
+               allow_incomplete: bool = False) -> PoseFile:
     """Read a posecli output file for comparing; "-" reads stdin.
 
     Accepted: posecli's COCO document (``--format coco``) or any COCO keypoints
     dataset with images and annotations, and posecli's ``--format jsonl``
     stream (see :func:`posecli.readers.read_poses`). ``label`` names the file in
-    error messages ("expected", "actual").
+    error messages ("expected", "actual"). The output of a run that did not
+    finish (``PoseFile.complete`` false: interrupted, or a JSON-lines stream
+    without its completion line) is refused unless ``allow_incomplete``.
     """
     try:
         poses = read_poses(path, label)
     except UnreadableOutputError as exc:
         raise CompareInputError(str(exc)) from None
+    name = "stdin" if str(path) == "-" else str(path)
+    if not (poses.complete or allow_incomplete):
+        raise CompareInputError(f"{label} file {name} is incomplete: {poses.incomplete_reason}; "
+                                "pass --allow-incomplete to compare it anyway")
     if poses.layout == OPENPOSE:
-        name = "stdin" if str(path) == "-" else str(path)
         raise CompareInputError(f"{label} file {name} is in OpenPose layout; compare reads "
                                 "posecli's COCO output (--format coco)")
     return poses
@@ -285,12 +291,13 @@ def match_people(oks: np.ndarray, floor: float, method: str = "auto") -> list[tu
 
 def compare_files(expected: str | Path, actual: str | Path,
                   tolerances: Tolerances | None = None,
-                  matching: str = "auto") -> CompareResult:
-    """Load and compare two output files; see :func:`compare_poses`."""
+                  matching: str = "auto", allow_incomplete: bool = False) -> CompareResult:
+    """Load and compare two output files; see :func:`compare_poses`. Outputs of runs
+    that did not finish are refused unless ``allow_incomplete`` (see :func:`load_poses`)."""
     if str(expected) == "-" and str(actual) == "-":
         raise UsageError("only one of the two files can be - (stdin)")
-    return compare_poses(load_poses(expected, "expected"), load_poses(actual, "actual"),
-                         tolerances, matching)
+    return compare_poses(load_poses(expected, "expected", allow_incomplete),
+                         load_poses(actual, "actual", allow_incomplete), tolerances, matching)
 
 
 def compare_poses(expected: PoseFile, actual: PoseFile,

@@ -10,8 +10,8 @@ source (``file_name`` without its ``#index``).
 A CSV has no place for the run's ``info`` (model, source, options, whether it
 is complete), so a file output ``OUT`` comes with ``OUT.info.json``:
 ``{"info": ..., "csv": {"rows": N, "sha256": HEX}}``. The CSV is written to a
-temporary file and renamed when finished; the sidecar is removed before that
-rename and written after it, so a sidecar that exists, says ``complete`` and
+temporary file and renamed when finished; the old sidecar is removed before that
+rename and the new one renamed into place after it, so a sidecar that exists, says ``complete`` and
 matches the CSV's SHA-256 proves the CSV is a finished run's
 (:func:`csv_is_complete`, used by ``batch --skip-existing``). To stdout, no
 sidecar is written.
@@ -23,15 +23,13 @@ import csv
 import hashlib
 import io
 import math
-import os
-import sys
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import orjson
 
-from .errors import PoseCliError, error_reason
-from .formats import FrameResult, temp_file_beside, write_atomic
+from .formats import FrameResult
+from .outputs import PendingFile, output_error, write_stdout
 from .sinks import Sink
 from .skeleton import COCO17_NAMES, coco18_to_coco17
 from .video import FrameBatch
@@ -73,24 +71,26 @@ def _encode(rows: list[list[object]] | list[tuple[str, ...]]) -> bytes:
 
 class CsvSink(Sink):
     """Rows streamed to ``out`` ("-": stdout) as batches complete; to a file, through a
-    temporary file renamed when finished, then the ``OUT.info.json`` sidecar."""
+    temporary file renamed when finished, then the ``OUT.info.json`` sidecar (also
+    written to a temporary file first, so a full disk fails before any rename)."""
 
     def __init__(self, out: str | Path) -> None:
-        self._tmp: Path | None = None
-        self._dest: Path | None = None
-        if str(out) == "-":
-            self._handle: BinaryIO = sys.stdout.buffer
-        else:
-            self._dest = Path(out)
-            fd, self._tmp = temp_file_beside(self._dest)
-            self._handle = os.fdopen(fd, "wb")
+        self._dest = None if str(out) == "-" else Path(out)
+        self._file = None if self._dest is None else PendingFile(self._dest)
+        self._sidecar: PendingFile | None = None
         self._hash = hashlib.sha256()
         self.rows = 0
-        self._write(_encode([HEADER]))
+        try:
+            self._write(_encode([HEADER]))
+        except BaseException:  # a full disk already: no temporary file left behind
+            self.discard()
+            raise
 
     def _write(self, data: bytes) -> None:
-        self._handle.write(data)
-        self._handle.flush()
+        if self._file is None:
+            write_stdout(data)
+        else:
+            self._file.write(data)
         self._hash.update(data)
 
     def add(self, batch: FrameBatch, frames: list[FrameResult]) -> None:
@@ -98,26 +98,45 @@ class CsvSink(Sink):
         self.rows += len(rows)
         self._write(_encode(rows))
 
-    def finish(self, info: dict[str, Any]) -> None:
-        if self._tmp is None or self._dest is None:
+    def prepare(self, info: dict[str, Any]) -> None:
+        if self._file is None or self._dest is None:
             return
-        sidecar = sidecar_path(self._dest)
-        try:
-            self._handle.close()
-            sidecar.unlink(missing_ok=True)
-            os.replace(self._tmp, self._dest)
-        except OSError as exc:
-            self.discard()
-            raise PoseCliError(f"cannot write output {self._dest}: {error_reason(exc)}") from None
-        self._tmp = None
+        self._file.close()
+        if self._file.tmp is None:  # a device or named pipe: no sidecar, as for stdout
+            return
         record = {"info": info, "csv": {"rows": self.rows, "sha256": self._hash.hexdigest()}}
-        write_atomic(sidecar, orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+        self._sidecar = PendingFile(sidecar_path(self._dest))
+        self._sidecar.write(orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+        self._sidecar.close()
+
+    def commit(self) -> None:
+        """The old sidecar goes first, the CSV next, its new sidecar last: a CSV is never
+        beside a sidecar that is not its own."""
+        if self._file is None:
+            return
+        if self._sidecar is None:
+            self._file.commit()
+            return
+        try:
+            self._sidecar.dest.unlink(missing_ok=True)
+        except OSError as exc:
+            raise output_error(self._sidecar.dest, exc) from None
+        self._file.commit()
+        try:
+            self._sidecar.commit()
+        except BaseException:
+            self._file.retract()
+            raise
+
+    def retract(self) -> None:
+        for pending in (self._sidecar, self._file):
+            if pending is not None:
+                pending.retract()
 
     def discard(self) -> None:
-        if self._tmp is not None:
-            self._handle.close()
-            self._tmp.unlink(missing_ok=True)
-            self._tmp = None
+        for pending in (self._file, self._sidecar):
+            if pending is not None:
+                pending.discard()
 
 
 def csv_is_complete(path: Path) -> bool:

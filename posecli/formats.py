@@ -2,15 +2,13 @@
 
 A document is built in memory from per-frame results, serialised with orjson
 and written to a temporary file beside the destination, then renamed: a crash
-or an error never leaves a partial output file.
+or an error never leaves a partial output file (see :mod:`posecli.outputs`,
+whose temporary-file functions are re-exported here).
 """
 
 from __future__ import annotations
 
-import glob
 import os
-import sys
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +17,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 
-from .errors import PoseCliError, error_reason
+from .errors import PoseCliError, UsageError
+from .outputs import is_stream, write_atomic, write_stdout
+from .outputs import temp_file_beside as temp_file_beside  # re-exported
+from .outputs import temp_files_of as temp_files_of  # re-exported
 from .skeleton import COCO17_NAMES, COCO17_SKELETON, coco18_to_coco17
 
 if TYPE_CHECKING:
@@ -158,47 +159,25 @@ def write_json(document: dict[str, Any], out: str | Path) -> None:
     """Write ``document`` to ``out`` atomically ("-" writes to stdout)."""
     data = orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"
     if str(out) == "-":
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
+        write_stdout(data)
         return
     write_atomic(Path(out), data)
 
 
-def temp_file_beside(dest: Path, suffix: str = ".part") -> tuple[int, Path]:
-    """A new hidden temporary file in ``dest``'s folder, to be renamed to ``dest``
-    when complete: (open file descriptor, path)."""
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix, dir=dest.parent)
-    except OSError as exc:
-        raise PoseCliError(f"cannot write output {dest}: {error_reason(exc)}") from None
-    return fd, Path(tmp)
+def check_output_path(out: str | Path, stream_ok: bool = True) -> None:
+    """Fail before any work when ``out`` cannot be created (missing folder, a directory).
 
-
-def temp_files_of(dest: Path, suffix: str = ".part") -> list[Path]:
-    """The temporary files :func:`temp_file_beside` made for ``dest`` that are still
-    there (left by a process that was killed before it could remove them)."""
-    return sorted(dest.parent.glob(f"{glob.escape('.' + dest.name)}.*{glob.escape(suffix)}"))
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write bytes to a temporary file in ``path``'s folder, then rename it to ``path``."""
-    fd, tmp = temp_file_beside(path)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise PoseCliError(f"cannot write output {path}: {error_reason(exc)}") from None
-        raise
-
-
-def check_output_path(out: str | Path) -> None:
-    """Fail before any work when ``out`` cannot be created (missing folder, a directory)."""
+    A device or named pipe (``/dev/null``) is written directly when ``stream_ok``, else
+    refused (an MP4 needs a file it can seek in).
+    """
     if str(out) == "-":
         return
     path = Path(out)
+    if is_stream(path):
+        if stream_ok:
+            return
+        raise UsageError(f"output {path} is not a regular file (a device or pipe): "
+                         "write it to a file")
     if path.is_dir():
         raise PoseCliError(f"output {path} is a directory")
     folder = path.parent

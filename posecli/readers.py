@@ -11,10 +11,16 @@ outputs again. ``compare`` and ``posecli track`` both read through here.
 Accepted: posecli's COCO document (``--format coco``) or any COCO keypoints
 dataset with images and annotations (without ``keypoint_scores`` a labelled
 keypoint gets score 1, without ``score`` a person gets 1); posecli's
-``--format jsonl`` stream (one frame record per line); posecli's
+``--format jsonl`` stream (one frame record per line, then the trailer
+``{"complete": true, "frames": N, "info": ...}`` of a complete run); posecli's
 ``--format openpose`` layout (``frames`` with ``pose_keypoints_2d``; the frame
 size comes from ``info.source``, 0 when it is not there). A file that cannot be
 used raises :class:`UnreadableOutputError` with one line saying why.
+
+``PoseFile.complete`` is False for a file of a run that did not finish: a
+document whose ``info.complete`` is false, a JSON-lines stream without its
+trailer (interrupted, killed or cut short) or whose trailer counts other
+records. ``incomplete_reason`` then says why in a few words.
 """
 
 from __future__ import annotations
@@ -73,12 +79,20 @@ class PoseFrame:
 @dataclass
 class PoseFile:
     """A file read back: its frames in image id order, its ``layout`` (``coco``,
-    ``jsonl`` or ``openpose``) and its ``info`` block (None when it has none)."""
+    ``jsonl`` or ``openpose``), its ``info`` block (None when it has none; a
+    JSON-lines stream's is its trailer's), and why it is not a finished run's
+    (``incomplete_reason``, None when it is)."""
 
     path: str
     frames: list[PoseFrame]
     layout: str = COCO
     info: dict[str, Any] | None = None
+    incomplete_reason: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        """Whether the file is a finished run's (files of other tools count as finished)."""
+        return self.incomplete_reason is None
 
     @property
     def has_frame_index(self) -> bool:
@@ -94,15 +108,21 @@ def read_poses(path: str | Path, label: str = "input") -> PoseFile:
     try:
         document = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        records = _json_lines(data, what)
-        if records is None:
+        stream = _json_lines(data, what)
+        if stream is None:
             raise UnreadableOutputError(f"{what} is not valid JSON: {_reason(exc)}") from None
-        return _parse_records(records, name, what)
-    if isinstance(document, dict) and _is_record(document):  # a one-frame JSON-lines file
-        return _parse_records([document], name, what)
+        return _parse_records(*stream, name, what)
+    if _is_record(document):  # a one-frame JSON-lines stream without its trailer
+        return _parse_records([document], None, name, what)
+    if _is_trailer(document):  # a complete JSON-lines stream of no frames
+        return _parse_records([], document, name, what)
     if isinstance(document, dict) and "frames" in document and "images" not in document:
-        return _parse_openpose(document, name, what)
-    return _parse_document(document, name, what)
+        poses = _parse_openpose(document, name, what)
+    else:
+        poses = _parse_document(document, name, what)
+    if poses.info is not None and poses.info.get("complete") is False:
+        poses.incomplete_reason = "its info says the run did not complete (interrupted)"
+    return poses
 
 
 def _read_bytes(path: str | Path, what: str) -> bytes:
@@ -128,30 +148,76 @@ def _is_record(value: Any) -> bool:
     return isinstance(value, dict) and "frame_index" in value and "people" in value
 
 
-def _json_lines(data: bytes, what: str) -> list[dict[str, Any]] | None:
-    """The records of a ``--format jsonl`` file, or None when it is not one."""
+def _is_trailer(value: Any) -> bool:
+    """Whether ``value`` looks like the last line of a complete ``--format jsonl`` stream."""
+    return isinstance(value, dict) and "complete" in value and "frame_index" not in value
+
+
+def jsonl_stream_complete(records: list[dict[str, Any]], trailer: dict[str, Any] | None
+                          ) -> str | None:
+    """Why a JSON-lines stream of ``records`` ending with ``trailer`` (None: no trailer)
+    is not a complete run's output; None when it is."""
+    if trailer is None:
+        return "it has no completion line (the run was interrupted, killed or cut short)"
+    frames = trailer.get("frames")
+    if trailer.get("complete") is not True or not _is_whole(frames) \
+            or not isinstance(trailer.get("info"), dict):
+        return "its completion line is malformed"
+    if frames != len(records):
+        return f"its completion line counts {frames} frames but it holds {len(records)}"
+    return None
+
+
+def jsonl_is_complete(data: bytes) -> bool:
+    """Whether ``data`` is a complete ``--format jsonl`` output: frame records, one per
+    line, then the trailer line that counts them (an empty stream never is)."""
+    if not data.endswith(b"\n"):
+        return False
+    try:
+        *records, trailer = [orjson.loads(line) for line in data.splitlines()]
+    except (orjson.JSONDecodeError, ValueError):  # ValueError: no line at all
+        return False
+    return (_is_trailer(trailer) and all(_is_record(record) for record in records)
+            and jsonl_stream_complete(records, trailer) is None)
+
+
+def _json_lines(data: bytes, what: str
+                ) -> tuple[list[dict[str, Any]], dict[str, Any] | None] | None:
+    """The records and trailer (None when absent) of a ``--format jsonl`` stream, or None
+    when ``data`` is not one. A truncated last line (a stream cut short) is dropped."""
     lines = [(number, line) for number, line in enumerate(data.splitlines(), start=1)
              if line.strip()]
-    records = []
-    for number, line in lines:
+    records: list[dict[str, Any]] = []
+    trailer = None
+    for position, (number, line) in enumerate(lines):
+        last = position == len(lines) - 1
+        if trailer is not None:
+            raise UnreadableOutputError(f"{what}: line {number} follows the completion line")
         try:
             record = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
             if not records:
                 return None
+            if last and not data.endswith(b"\n"):  # cut short while it was written
+                break
             raise UnreadableOutputError(
                 f"{what}: line {number} is not valid JSON: {_reason(exc)}") from None
+        if _is_trailer(record) and records:
+            trailer = record
+            continue
         if not _is_record(record):
             if not records:
                 return None
             raise UnreadableOutputError(
                 f"{what}: line {number} is not a frame record (frame_index, people)")
         records.append(record)
-    return records
+    return records, trailer
 
 
-def _parse_records(records: list[dict[str, Any]], path: str, what: str) -> PoseFile:
-    """JSON-lines records as a COCO document: image ids and annotation ids from 1."""
+def _parse_records(records: list[dict[str, Any]], trailer: dict[str, Any] | None, path: str,
+                   what: str) -> PoseFile:
+    """JSON-lines records (and trailer) as a COCO document: image ids and annotation ids
+    from 1; the info block is the trailer's."""
     images, annotations = [], []
     for number, record in enumerate(records, start=1):
         image = {key: record.get(key)
@@ -165,8 +231,11 @@ def _parse_records(records: list[dict[str, Any]], path: str, what: str) -> PoseF
                 raise UnreadableOutputError(f"{what}: record {number} has a person that is "
                                             "not an object")
             annotations.append({**person, "id": len(annotations) + 1, "image_id": number})
-    poses = _parse_document({"images": images, "annotations": annotations}, path, what)
+    info = (trailer or {}).get("info")
+    poses = _parse_document({"images": images, "annotations": annotations,
+                             "info": info if isinstance(info, dict) else None}, path, what)
     poses.layout = JSONL
+    poses.incomplete_reason = jsonl_stream_complete(records, trailer)
     return poses
 
 

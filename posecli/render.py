@@ -34,14 +34,16 @@ import numpy as np
 from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTrc
 
 from .errors import PoseCliError, error_reason
-from .formats import FrameResult, temp_file_beside
+from .formats import FrameResult
+from .outputs import fsync_path, temp_file_beside
 from .parse import Person
 from .sinks import Sink
 from .skeleton import LIMBS, NUM_PARTS, NUM_SEEDING_LIMBS, PART_COLOURS_RGB
 from .stills import write_still
 from .video import FrameBatch, VideoInfo, is_stream, stream_start
 
-__all__ = ["LIMB_ALPHA", "RenderSink", "StillRenderSink", "default_thickness", "draw_poses"]
+__all__ = ["LIMB_ALPHA", "RENDER_TAG", "RenderSink", "StillRenderSink", "default_thickness",
+           "draw_poses"]
 
 #: Opacity of limbs over the frame (OpenPose's demo blends its sticks at 0.6).
 LIMB_ALPHA = 0.6
@@ -56,6 +58,8 @@ _PART_PIXELS = np.array(PART_COLOURS_RGB, dtype=np.uint8).view(_PIXEL).reshape(-
 _LIMB_PREMULTIPLIED = (np.array(PART_COLOURS_RGB[:NUM_SEEDING_LIMBS], dtype=np.uint16)
                        * _ALPHA_256 + 128)
 
+#: The ``comment`` tag of every rendered MP4: ``batch`` never takes such a file as an input.
+RENDER_TAG = "posecli render"
 #: Output time base: 90 kHz, MPEG's clock; finer than any frame rate.
 TIME_BASE = Fraction(1, 90000)
 #: Audio codecs an MP4 file can hold as they are (others are converted to AAC).
@@ -279,6 +283,8 @@ class RenderSink(Sink):
         self._audio_streams = _count_audio(self.audio_source) if self.audio_source else 0
         self._tmp: list[Path] = []
         self._video_tmp: Path | None = self._temp_file()
+        self._final: Path | None = None  # the finished video, prepared, not yet renamed
+        self._committed = False
         self._container: Any = None
         self._stream: Any = None
         self._size: tuple[int, int] = (0, 0)  # encoded (width, height), even
@@ -304,11 +310,11 @@ class RenderSink(Sink):
             self._worker.start()
         self._put((batch.images, [(f.timestamp, f.people) for f in frames]))
 
-    def finish(self, info: dict[str, Any] | None = None) -> None:
-        """Encode what is queued, add the audio, and move the video to ``out``."""
-        if self._video_tmp is None:
+    def prepare(self, info: dict[str, Any] | None = None) -> None:
+        """Encode what is queued, add the audio, and flush the finished video to disk
+        (still under its temporary name)."""
+        if self._video_tmp is None or self._final is not None:
             return
-        final = None
         try:
             self._stop_worker()
             self._check()
@@ -323,15 +329,34 @@ class RenderSink(Sink):
             if self._audio_streams:
                 final = self._temp_file()
                 _remux_with_audio(self._video_tmp, self.audio_source, final)
-            os.replace(final, self.dest)
+            fsync_path(final)
         except _AV_ERRORS as exc:
             self.discard()
             raise PoseCliError(f"cannot write video {self.dest}: {error_reason(exc)}") from None
         except BaseException:
             self.discard()
             raise
-        self._tmp.remove(final)
+        self._final = final
+
+    def commit(self) -> None:
+        """Move the prepared video to ``out``."""
+        if self._final is None:
+            return
+        try:
+            os.replace(self._final, self.dest)
+        except OSError as exc:
+            self.discard()
+            raise PoseCliError(f"cannot write video {self.dest}: {error_reason(exc)}") from None
+        self._tmp.remove(self._final)
+        self._final = None
+        self._committed = True
         self.discard()  # the other temporary file, if any
+
+    def retract(self) -> None:
+        """Remove the video :meth:`commit` moved to ``out``."""
+        if self._committed:
+            self.dest.unlink(missing_ok=True)
+            self._committed = False
 
     def discard(self) -> None:
         """Stop encoding and remove the temporary files."""
@@ -343,15 +368,19 @@ class RenderSink(Sink):
                 break
         self._stop_worker()
         if self._container is not None:
-            try:
-                self._container.close()
-            except _AV_ERRORS:
-                pass
+            for _ in range(2):  # a failed close (a full disk) can leave the file open:
+                try:            # the second one closes it
+                    self._container.close()
+                    break
+                except _AV_ERRORS:
+                    continue
             self._container = None
+            _close_leaked_files(self._tmp)
         for path in self._tmp:
             path.unlink(missing_ok=True)
         self._tmp = []
         self._video_tmp = None
+        self._final = None
 
     # Internals --------------------------------------------------------------
 
@@ -419,6 +448,7 @@ class RenderSink(Sink):
         # The index goes first (for browsers) here, unless a remux follows.
         options = {} if self._audio_streams else {"movflags": "+faststart"}
         self._container = av.open(str(self._video_tmp), "w", format="mp4", options=options)
+        self._container.metadata["comment"] = RENDER_TAG
         stream = self._container.add_stream(
             "libx264", rate=_frame_rate(self.info.fps), time_base=TIME_BASE,
             options={"crf": str(self.crf), "preset": self.preset})
@@ -462,6 +492,26 @@ class RenderSink(Sink):
         return pts
 
 
+def _close_leaked_files(paths: list[Path]) -> None:
+    """Close this process's descriptors still open on ``paths`` (Linux).
+
+    PyAV never closes the file of an output whose header could not be written (a
+    full disk): its descriptor would keep the removed file's space in use until
+    the process ends. Once closed, PyAV does not touch that descriptor again.
+    """
+    names = {os.path.realpath(path) for path in paths}
+    try:
+        descriptors = os.listdir("/proc/self/fd")
+    except OSError:
+        return
+    for descriptor in descriptors:
+        try:
+            if os.readlink(f"/proc/self/fd/{descriptor}") in names:
+                os.close(int(descriptor))
+        except OSError:
+            continue
+
+
 def _frame_rate(fps: float | None) -> Fraction:
     """The nominal rate for the encoder (rate control only; pts set the timing)."""
     if fps and math.isfinite(fps) and fps > 0:
@@ -487,6 +537,7 @@ def _remux_with_audio(video: Path, source: str, out: Path) -> None:
     """
     with av.open(str(video)) as vin, av.open(source) as ain, \
             av.open(str(out), "w", format="mp4", options={"movflags": "+faststart"}) as dst:
+        dst.metadata["comment"] = RENDER_TAG
         vstream = vin.streams.video[0]
         offset = stream_start(ain.streams.video[0]) if ain.streams.video else 0.0
         video_out = {vstream.index: (dst.add_stream_from_template(vstream), False)}

@@ -3,27 +3,31 @@
 A sink receives each processed batch as it completes (``add``), then either
 ``finish(info)`` — write or close its output — or ``discard()`` — remove
 anything partial. File outputs are written to a temporary file beside the
-destination and renamed when finished, so no partial file is ever visible.
+destination and renamed when finished, so no partial file is ever visible
+(:mod:`posecli.outputs`).
+
+``finish`` is two steps, :meth:`Sink.prepare` (write everything into temporary
+files, flushed to disk) and :meth:`Sink.commit` (rename them into place), so
+that the outputs of one job (``--out`` and ``--render``) succeed or fail
+together: :class:`OutputGroup` prepares them all before it renames any, and
+removes those it renamed if a later rename fails.
+
+A JSON-lines output (file or stdout) of a complete run ends with one trailer
+line, ``{"complete": true, "frames": N, "info": {...}}``: N the number of frame
+records (every other line), ``info`` the block a COCO document has. An
+interrupted or failed run never writes it (:func:`jsonl_trailer`).
 """
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import orjson
 
 from .errors import UsageError
-from .formats import (
-    FORMATS,
-    FrameResult,
-    build_document,
-    coco_annotation,
-    temp_file_beside,
-    write_json,
-)
+from .formats import FORMATS, FrameResult, build_document, coco_annotation
+from .outputs import PendingFile, write_stdout
 from .video import FrameBatch, VideoInfo
 
 JSONL = "jsonl"
@@ -31,16 +35,70 @@ CSV = "csv"  # written by posecli.csv_format
 
 
 class Sink:
-    """Base class: receives batches of results, then finishes or discards."""
+    """Base class: receives batches of results, then finishes or discards.
+
+    ``finish(info)`` is ``prepare(info)`` then ``commit()``; a sink with files
+    to write implements those two (and ``retract``), one without overrides
+    ``finish`` or nothing.
+    """
 
     def add(self, batch: FrameBatch, frames: list[FrameResult]) -> None:
         raise NotImplementedError
 
     def finish(self, info: dict[str, Any]) -> None:
-        raise NotImplementedError
+        self.prepare(info)
+        self.commit()
+
+    def prepare(self, info: dict[str, Any]) -> None:
+        """Write the whole output into temporary files (none is renamed into place)."""
+
+    def commit(self) -> None:
+        """Move what :meth:`prepare` wrote into place (stdout: write what is left)."""
+
+    def retract(self) -> None:
+        """Remove what :meth:`commit` put in place (another output of the job failed)."""
 
     def discard(self) -> None:
         """Drop the output (default: nothing was written yet)."""
+
+
+class OutputGroup(Sink):
+    """The outputs of one job, which succeed or fail together.
+
+    ``finish`` prepares every output before renaming any, then commits them in
+    the given order (put the one a later run checks for completeness last); if a
+    commit fails, those already committed are removed again.
+    """
+
+    def __init__(self, sinks: list[Sink]) -> None:
+        self.sinks = list(sinks)
+
+    def add(self, batch: FrameBatch, frames: list[FrameResult]) -> None:
+        for sink in self.sinks:
+            sink.add(batch, frames)
+
+    def prepare(self, info: dict[str, Any]) -> None:
+        for sink in self.sinks:
+            sink.prepare(info)
+
+    def commit(self) -> None:
+        committed: list[Sink] = []
+        try:
+            for sink in self.sinks:
+                sink.commit()
+                committed.append(sink)
+        except BaseException:
+            for sink in committed:
+                sink.retract()
+            raise
+
+    def retract(self) -> None:
+        for sink in self.sinks:
+            sink.retract()
+
+    def discard(self) -> None:
+        for sink in self.sinks:
+            sink.discard()
 
 
 class DocumentSink(Sink):
@@ -49,12 +107,38 @@ class DocumentSink(Sink):
     def __init__(self, fmt: str, out: str | Path) -> None:
         self.fmt, self.out = fmt, out
         self.frames: list[FrameResult] = []
+        self._file: PendingFile | None = None
+        self._stdout = b""
 
     def add(self, batch: FrameBatch, frames: list[FrameResult]) -> None:
         self.frames.extend(frames)
 
-    def finish(self, info: dict[str, Any]) -> None:
-        write_json(build_document(self.fmt, self.frames, info), self.out)
+    def prepare(self, info: dict[str, Any]) -> None:
+        data = orjson.dumps(build_document(self.fmt, self.frames, info),
+                            option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"
+        if str(self.out) == "-":
+            self._stdout = data
+            return
+        self.discard()
+        self._file = PendingFile(Path(self.out))
+        self._file.write(data)
+        self._file.close()
+
+    def commit(self) -> None:
+        if self._file is not None:
+            self._file.commit()
+        elif self._stdout:
+            data, self._stdout = self._stdout, b""
+            write_stdout(data)
+
+    def retract(self) -> None:
+        if self._file is not None:
+            self._file.retract()
+
+    def discard(self) -> None:
+        if self._file is not None:
+            self._file.discard()
+        self._stdout = b""
 
 
 def frame_record(frame: FrameResult) -> dict[str, Any]:
@@ -70,39 +154,54 @@ def frame_record(frame: FrameResult) -> dict[str, Any]:
             "people": people}
 
 
+def jsonl_trailer(frames: int, info: dict[str, Any]) -> bytes:
+    """The last line of a complete JSON-lines output: ``frames`` records were written."""
+    return orjson.dumps({"complete": True, "frames": frames, "info": info},
+                        option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"
+
+
 class JsonLinesSink(Sink):
-    """One JSON object per frame, flushed as each batch completes.
+    """One JSON object per frame, written as each batch completes; a complete run
+    ends with the trailer line (:func:`jsonl_trailer`), an interrupted one without.
 
     To stdout (``-``) records stream as they come; to a file they go to a
     temporary file renamed when finished.
     """
 
     def __init__(self, out: str | Path) -> None:
-        self._tmp: Path | None = None
-        self._dest: Path | None = None
-        if str(out) == "-":
-            self._handle: BinaryIO = sys.stdout.buffer
-            return
-        self._dest = Path(out)
-        fd, self._tmp = temp_file_beside(self._dest)
-        self._handle = os.fdopen(fd, "wb")
+        self._file = None if str(out) == "-" else PendingFile(Path(out))
+        self.frames = 0
+        self._trailer = b""
 
     def add(self, batch: FrameBatch, frames: list[FrameResult]) -> None:
-        self._handle.write(b"".join(orjson.dumps(frame_record(f)) + b"\n" for f in frames))
-        self._handle.flush()
+        data = b"".join(orjson.dumps(frame_record(f)) + b"\n" for f in frames)
+        if self._file is None:
+            write_stdout(data)
+        else:
+            self._file.write(data)
+        self.frames += len(frames)
 
-    def finish(self, info: dict[str, Any]) -> None:
-        if self._tmp is None:
-            return
-        self._handle.close()
-        os.replace(self._tmp, self._dest)
-        self._tmp = None
+    def prepare(self, info: dict[str, Any]) -> None:
+        self._trailer = jsonl_trailer(self.frames, info) if info.get("complete") is True else b""
+        if self._file is not None:
+            self._file.write(self._trailer)
+            self._file.close()
+
+    def commit(self) -> None:
+        if self._file is not None:
+            self._file.commit()
+        elif self._trailer:
+            trailer, self._trailer = self._trailer, b""
+            write_stdout(trailer)
+
+    def retract(self) -> None:
+        if self._file is not None:
+            self._file.retract()
 
     def discard(self) -> None:
-        if self._tmp is not None:
-            self._handle.close()
-            self._tmp.unlink(missing_ok=True)
-            self._tmp = None
+        if self._file is not None:
+            self._file.discard()
+        self._trailer = b""
 
 
 class PeopleCounter(Sink):
@@ -147,14 +246,15 @@ def open_sink(fmt: str, out: str | Path) -> Sink:
 
 def open_outputs(fmt: str, out: str | Path, render: Path | None, info: VideoInfo) -> list[Sink]:
     """The sinks of one video: its output file (``fmt`` to ``out``), plus the annotated
-    MP4 at ``render`` when asked for. Nothing is left behind if one cannot be opened."""
+    MP4 at ``render`` when asked for, as one :class:`OutputGroup` (the render is renamed
+    into place first, the output last). Nothing is left behind if one cannot be opened."""
     from .render import RenderSink  # render builds on Sink: imported here, not at the top
 
     sink = open_sink(fmt, out)
     if render is None:
         return [sink]
     try:
-        return [sink, RenderSink(render, info)]
+        return [OutputGroup([RenderSink(render, info), sink])]
     except BaseException:
         sink.discard()
         raise

@@ -395,12 +395,13 @@ def test_json_lines_input(expected, tmp_path, capsys):
     frames = [FrameResult(5 * i, i / 2, WIDTH, HEIGHT, f"in.mp4#{5 * i}", crowd())
               for i in range(4)]
     lines = tmp_path / "actual.jsonl"
-    lines.write_bytes(b"".join(orjson.dumps(sinks.frame_record(f)) + b"\n" for f in frames))
+    records = b"".join(orjson.dumps(sinks.frame_record(f)) + b"\n" for f in frames)
+    lines.write_bytes(records + sinks.jsonl_trailer(4, {"tool": "posecli", "complete": True}))
     code, out, err = run_cli(["compare", expected, lines, "--json"], capsys)
     assert code == 0, err
     result = orjson.loads(out)
     assert result["summary"]["matched"] == 8 and result["summary"]["worst_oks"] == 1.0
-    lines.write_bytes(lines.read_bytes() + b"{broken\n")
+    lines.write_bytes(records + b"{broken\n" + sinks.jsonl_trailer(5, {}))
     code, _, err = run_cli(["compare", expected, lines], capsys)
     assert code == 2
     one_line_error(err, "line 5 is not valid JSON")

@@ -7,9 +7,27 @@ import re
 import pytest
 from test_cli import run_cli
 
-COMMANDS = [[], ["video"], ["image"], ["batch"], ["synth"], ["train"], ["eval"], ["compare"],
-            ["weights"], ["weights", "download"], ["weights", "list"], ["weights", "path"],
-            ["weights", "verify"]]
+
+def _every_command() -> list[list[str]]:
+    """The path of every command and command group of the app, found by walking it
+    (so a new command cannot be left out of these checks)."""
+    import typer
+
+    from posecli.cli.app import app
+
+    paths: list[list[str]] = []
+
+    def walk(command: object, path: list[str]) -> None:
+        paths.append(path)
+        if hasattr(command, "commands"):  # a group (typer may bring its own click)
+            for name, sub in sorted(command.commands.items()):
+                walk(sub, [*path, name])
+
+    walk(typer.main.get_command(app), [])
+    return paths
+
+
+COMMANDS = _every_command()
 #: Typer's own placeholders: {input}, <str>, <list[str]>, <int range>, <path>, <float>.
 NOISE = re.compile(r"\{[a-z_]+\}|<(?:str|int|float|path|bool|list|text)[^>]*>")
 

@@ -28,7 +28,7 @@ ARGS = ["--net-height", 64]
 def ray_address():
     """One local Ray for the module (2 CPUs, no dashboard): its GCS address."""
     on_sigterm = signal.getsignal(signal.SIGTERM)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     signal.signal(signal.SIGTERM, on_sigterm)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
@@ -158,7 +158,8 @@ def test_a_killed_worker_has_its_video_redone_on_another(tmp_path, monkeypatch, 
     code, _, err = run_cli(["batch", "videos", "--out-dir", "local", *common], capsys)
     assert code == 0, err
     assert _outputs(tmp_path / "ray") == _outputs(tmp_path / "local")
-    assert len((tmp_path / "ray" / "videos" / "long.jsonl").read_bytes().splitlines()) == 40
+    # 40 frame lines, then the completion line
+    assert len((tmp_path / "ray" / "videos" / "long.jsonl").read_bytes().splitlines()) == 41
 
 
 def test_ctrl_c_stops_workers_keeps_finished_outputs_and_writes_the_manifest(
@@ -205,3 +206,34 @@ def test_a_worker_that_cannot_fit_is_refused_before_work(videos, ray_address, ti
     assert_one_line_error(code, err, "cannot hold one worker")
     assert code == 2
     assert not (videos / "out").exists()
+
+
+def test_frames_provenance_and_manifest_updates_on_ray(videos, ray_address, tiny_weights,
+                                                       capsys):
+    common = ["--weights", tiny_weights, "--frames", "3:", *ARGS]
+    code, _, err = run_cli(["batch", "videos", "--out-dir", "ray", "--engine", "ray",
+                            "--workers", 2, *common], capsys)
+    assert code == 1, err  # broken.mp4
+    # the workers got --frames: one.mp4 (2 frames) has none selected, and says so
+    assert ("posecli: warning: --frames 3: selects none of the 2 frames of videos/a/one.mp4: "
+            "its output holds no frames") in err.splitlines()
+    manifest = orjson.loads((videos / "ray" / "manifest.json").read_bytes())
+    assert {Path(f["input"]).name: f["frames"] for f in manifest["files"]} == {
+        "one.mp4": 0, "two.mp4": 2, "three.mp4": 6, "broken.mp4": 0}
+    assert manifest["options"]["frames"] == "3:"
+    code, _, err = run_cli(["batch", "videos", "--out-dir", "local", *common], capsys)
+    assert _outputs(videos / "ray") == _outputs(videos / "local")  # same bytes, same records
+    info = orjson.loads((videos / "ray" / "videos" / "three.json").read_bytes())["info"]
+    assert info["source"]["size"] == (videos / "videos" / "three.mp4").stat().st_size
+
+    # a partial rerun on Ray redoes only what does not match, and updates the manifest
+    _clip(videos / "videos" / "a" / "b" / "two.mp4", 7)
+    code, _, err = run_cli(["batch", "videos/a", "--out-dir", "ray", "--engine", "ray",
+                            "--skip-existing", *common], capsys)
+    assert code == 0 and "2 files: 1 ok, 1 skipped" in err, err
+    entries = {Path(f["input"]).name: f
+               for f in orjson.loads((videos / "ray" / "manifest.json").read_bytes())["files"]}
+    assert sorted(entries) == ["broken.mp4", "one.mp4", "three.mp4", "two.mp4"]
+    assert entries["two.mp4"]["frames"] == 4
+    assert entries["two.mp4"]["redo_reason"].startswith("input changed")
+    assert entries["one.mp4"]["status"] == "skipped" and entries["broken.mp4"]["status"] == "failed"

@@ -15,7 +15,7 @@ from test_compare import person
 
 from posecli.formats import FrameResult, build_document, write_json
 from posecli.readers import UnreadableOutputError, read_poses
-from posecli.sinks import frame_record
+from posecli.sinks import frame_record, jsonl_trailer
 
 INFO = {"tool": "posecli", "version": "0.1.0", "complete": True,
         "source": {"path": "walk.mp4", "width": 640, "height": 480},
@@ -37,7 +37,8 @@ def walk(gap: tuple[int, int] = (6, 9), frames: int = 14) -> list[FrameResult]:
 def save(path: Path, fmt: str, frames: list[FrameResult] | None = None) -> Path:
     frames = walk() if frames is None else frames
     if fmt == "jsonl":
-        path.write_bytes(b"".join(orjson.dumps(frame_record(f)) + b"\n" for f in frames))
+        path.write_bytes(b"".join(orjson.dumps(frame_record(f)) + b"\n" for f in frames)
+                         + jsonl_trailer(len(frames), INFO))
     else:
         write_json(build_document(fmt, frames, INFO), path)
     return path
@@ -190,8 +191,9 @@ def test_reads_stdin_and_writes_stdout(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
     code, out, err = run_cli(["track", "-", "--out", "-"], capsys)
     assert code == 0, err
-    records = [orjson.loads(line) for line in out.splitlines()]
+    *records, trailer = [orjson.loads(line) for line in out.splitlines()]
     assert [[p["track_id"] for p in r["people"]] for r in records][:2] == [[1, 2], [1, 2]]
+    assert trailer["complete"] is True and trailer["frames"] == len(records)
 
 
 def test_readers_keep_scores_ids_and_raw_keypoints(tmp_path):

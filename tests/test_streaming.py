@@ -22,8 +22,10 @@ def test_jsonl_one_object_per_frame(tmp_path, tiny_weights, small_video, capsys)
     code, _, err = run_cli(["video", small_video, "--weights", tiny_weights, "--out", out,
                             "--net-height", 64, "--format", "jsonl", "--batch-size", 4], capsys)
     assert code == 0, err
-    records = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    *records, trailer = [orjson.loads(line) for line in out.read_bytes().splitlines()]
     assert [r["frame_index"] for r in records] == list(range(6))
+    assert trailer["complete"] is True and trailer["frames"] == 6
+    assert trailer["info"]["complete"] is True and trailer["info"]["frames_processed"] == 6
     assert all(isinstance(r["people"], list) and r["width"] == 96 for r in records)
     assert not list(tmp_path.glob("*.part"))
 
@@ -32,7 +34,9 @@ def test_jsonl_to_stdout(tiny_weights, small_video, capsys):
     code, out, err = run_cli(["video", small_video, "--weights", tiny_weights, "--out", "-",
                               "--net-height", 64, "--format", "jsonl", "--frames", "2:5"], capsys)
     assert code == 0, err
-    assert [orjson.loads(line)["frame_index"] for line in out.splitlines()] == [2, 3, 4]
+    *records, trailer = [orjson.loads(line) for line in out.splitlines()]
+    assert [record["frame_index"] for record in records] == [2, 3, 4]
+    assert trailer["complete"] is True and trailer["frames"] == 3
 
 
 @pytest.mark.parametrize("fmt", ["coco", "jsonl"])
@@ -59,7 +63,7 @@ def test_interrupt_keeps_finished_frames(fmt, tmp_path, tiny_weights, small_vide
         assert doc["info"]["complete"] is False
         assert [i["frame_index"] for i in doc["images"]] == [0, 1, 2, 3]
     else:
-        lines = out.read_bytes().splitlines()
+        lines = out.read_bytes().splitlines()  # no completion line: the run was interrupted
         assert [orjson.loads(line)["frame_index"] for line in lines] == [0, 1, 2, 3]
 
 

@@ -7,8 +7,25 @@ discards only the outputs in progress.
 """
 
 from .engines import ENGINES, EngineChoice
-from .manifest import MANIFEST_NAME, BatchReport, JobResult, merge_manifests, write_manifest
-from .plan import VIDEO_SUFFIXES, Job, find_inputs, plan_jobs, prepare_dir
+from .manifest import (
+    MANIFEST_NAME,
+    BatchReport,
+    JobResult,
+    merge_manifests,
+    update_report,
+    write_manifest,
+)
+from .plan import (
+    VIDEO_SUFFIXES,
+    Job,
+    check_writable,
+    check_written_paths,
+    find_inputs,
+    is_posecli_file,
+    plan_jobs,
+    prepare_dir,
+)
+from .provenance import Provenance, output_info, source_record
 from .runner import (
     RunnerSpec,
     VideoJobRunner,
@@ -20,8 +37,9 @@ from .runner import (
 from .shard import Shard, job_key
 
 __all__ = [
-    "ENGINES", "MANIFEST_NAME", "VIDEO_SUFFIXES", "BatchReport", "EngineChoice", "Job",
-    "JobResult", "RunnerSpec", "Shard", "VideoJobRunner", "find_inputs", "is_complete",
-    "job_key", "local_engine", "merge_manifests", "plan_jobs", "prepare_dir", "run_batch",
-    "run_job", "write_manifest",
+    "ENGINES", "MANIFEST_NAME", "VIDEO_SUFFIXES", "BatchReport", "EngineChoice",
+    "Job", "JobResult", "Provenance", "RunnerSpec", "Shard", "VideoJobRunner",
+    "check_writable", "check_written_paths", "find_inputs", "is_complete", "is_posecli_file",
+    "job_key", "local_engine", "merge_manifests", "output_info", "plan_jobs", "prepare_dir",
+    "run_batch", "run_job", "source_record", "update_report", "write_manifest",
 ]

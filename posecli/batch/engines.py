@@ -74,7 +74,7 @@ class LocalSession:
                on_frames: Callable[[int], None],
                on_warning: Callable[[str], None]) -> Engine:
         runner.on_frames = on_frames
-        return local_engine(runner)
+        return local_engine(runner, runner.provenance() if spec.skip_existing else None)
 
     def describe(self) -> dict[str, Any]:
         return {"name": "local"}

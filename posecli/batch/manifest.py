@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from ..errors import UsageError
+from ..errors import PoseCliError, UsageError
 from ..formats import write_atomic
 
 MANIFEST_NAME = "manifest.json"
@@ -20,6 +20,8 @@ MANIFEST_NAME = "manifest.json"
 STATUSES = ("ok", "skipped", "failed", "interrupted", "not_started")
 #: Header entries that may differ between manifests of one run (how it ran, not what).
 _RUN_DETAILS = ("engine", "shard", "totals", "files")
+#: Entries every manifest's files have (later versions added the others).
+_REQUIRED = frozenset({"input", "output", "status"})
 
 
 @dataclass
@@ -33,6 +35,8 @@ class JobResult:
     people: int = 0
     seconds: float = 0.0
     error: str | None = None
+    #: With --skip-existing: why the job ran (no output, another input, other options...).
+    redo_reason: str | None = None
 
 
 @dataclass
@@ -41,11 +45,16 @@ class BatchReport:
 
     ``wall_seconds``: the batch's duration (None when unknown, as for a merge);
     the frame rate is frames over it, so it counts every worker of an engine.
+    ``failure``: the error that stopped the batch early (its jobs then say
+    ``interrupted`` or ``not_started``); in the manifest as ``totals.error``.
     """
 
     results: list[JobResult] = field(default_factory=list)
     interrupted: bool = False
     wall_seconds: float | None = None
+    failure: PoseCliError | None = None
+    #: For a merged report: the error of the first manifest that had one.
+    error: str | None = None
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.results)
@@ -62,6 +71,7 @@ class BatchReport:
             "seconds": round(seconds, 3), "wall_seconds": self.wall_seconds,
             "fps": round(frames / elapsed, 3) if elapsed else 0.0,
             "interrupted": self.interrupted,
+            "error": str(self.failure) if self.failure is not None else self.error,
         }
 
 
@@ -111,6 +121,7 @@ def merge_manifests(documents: list[tuple[str, bytes]]
             results.append(JobResult(**entry))
     results.sort(key=lambda r: r.output)
     stopped = any(manifest["totals"].get("interrupted") for _, manifest in manifests)
+    error = next((m["totals"]["error"] for _, m in manifests if m["totals"].get("error")), None)
     header = {k: v for k, v in first.items() if k not in _RUN_DETAILS}
     missing: list[int] = []
     if "shard" in first:
@@ -118,7 +129,35 @@ def merge_manifests(documents: list[tuple[str, bytes]]
         missing = [k for k in range(count) if k not in shards]
         header["shard"] = {**{k: v for k, v in first["shard"].items() if k != "index"},
                            "merged": sorted(shards), "missing": missing}
-    return header, BatchReport(results, interrupted=stopped), missing
+    return header, BatchReport(results, interrupted=stopped, error=error), missing
+
+
+def update_report(previous: tuple[str, bytes], header: dict[str, Any],
+                  report: BatchReport) -> tuple[BatchReport, str | None]:
+    """The manifest of a rerun on part of a batch (``--skip-existing``): the entries of
+    the existing manifest ``previous`` (name, bytes), with those of this run's jobs
+    replaced by ``report``'s (but for jobs the run never started) and new ones
+    added. Returns (report, None); or
+    (``report`` alone, why the old entries were dropped) when ``previous`` is not a
+    posecli manifest or is of another run (``header``: model, options, shard...).
+    """
+    name, data = previous
+    try:
+        manifest = _read_manifest(name, data)
+    except UsageError as exc:
+        return report, str(exc)
+    old, new = _identity(manifest), _identity(orjson.loads(orjson.dumps(header)))
+    if old != new:
+        differs = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+        return report, f"{name} was written with other settings ({', '.join(differs)} differ)"
+    # A job this run never started (stopped before it) keeps its old entry.
+    mine = {result.output: result for result in report.results
+            if result.status != "not_started"}
+    results = [mine.pop(entry["output"], None) or JobResult(**entry)
+               for entry in manifest["files"]]
+    known = {result.output for result in results}
+    results += [result for result in report.results if result.output not in known]
+    return BatchReport(results, interrupted=report.interrupted, failure=report.failure), None
 
 
 def _identity(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -139,7 +178,8 @@ def _read_manifest(name: str, data: bytes) -> dict[str, Any]:
     if not (isinstance(manifest, dict) and manifest.get("tool") == "posecli"
             and isinstance(manifest.get("files"), list)
             and isinstance(manifest.get("totals"), dict)
-            and all(isinstance(e, dict) and set(e) == keys for e in manifest["files"])):
+            and all(isinstance(e, dict) and _REQUIRED <= set(e) <= keys
+                    for e in manifest["files"])):
         raise UsageError(f"{name} is not a posecli batch manifest")
     shard = manifest.get("shard")
     if shard is not None and not (isinstance(shard, dict)

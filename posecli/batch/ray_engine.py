@@ -268,7 +268,8 @@ class PoseWorker:
         self.key, self.last_report = key, None
         self.warnings.clear()
         try:
-            return run_job(job, self.runner), list(self.warnings)
+            skip = self.runner.provenance() if self.spec.skip_existing else None
+            return run_job(job, self.runner, skip), list(self.warnings)
         except KeyboardInterrupt:
             return None, list(self.warnings)
 

@@ -16,6 +16,7 @@ import typer
 from .. import __version__
 from ..errors import Interrupted, PoseCliError
 from ..interrupts import closing, install_handlers
+from ..outputs import OutputPipeClosed, silence_stdout
 from .batch import batch
 from .compare import compare
 from .console import stderr_console
@@ -94,8 +95,13 @@ def _run(argv: list[str] | None, err: Console) -> tuple[int | None, bool]:
     except PoseCliError as exc:
         err.print(f"posecli: error: {exc}", markup=False)
         return exc.exit_code, isinstance(exc, Interrupted)
-    except BrokenPipeError:
-        return 141, False
+    except SystemExit as exc:
+        if not _click_swallowed_broken_pipe():
+            raise
+        # Click turned a broken pipe into a silent exit 1: one line and 141, as for data.
+        silence_stdout()
+        err.print(f"posecli: error: {OutputPipeClosed()}", markup=False)
+        return (OutputPipeClosed.exit_code if exc.code in (0, 1) else exc.code), False
     except Exception as exc:
         if not _is_click_error(exc):
             raise
@@ -104,6 +110,12 @@ def _run(argv: list[str] | None, err: Console) -> tuple[int | None, bool]:
             return 0, False
         err.print(f"posecli: error: {exc.format_message()}", markup=False)
         return exc.exit_code, False
+
+
+def _click_swallowed_broken_pipe() -> bool:
+    """Whether Click caught a broken pipe (EPIPE) of a command: it then replaces
+    sys.stdout with its PacifyFlushWrapper and exits 1 without a word."""
+    return type(sys.stdout).__name__ == "PacifyFlushWrapper"
 
 
 def _is_click_error(exc: Exception) -> bool:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from .. import __version__
-from ..errors import Interrupted
-from ..track.params import tracking_options
+from ..errors import Interrupted, UsageError
 from .console import count, progress_bars, say, warn
 from .options import (
     BATCH,
@@ -42,7 +42,9 @@ def batch(
     out_dir: Path = typer.Option(..., "--out-dir", "-d", metavar="OUT_DIR",
                                  help="Folder for the outputs (mirrors the input paths)."),
     skip_existing: bool = typer.Option(
-        False, "--skip-existing", help="Skip inputs whose complete output already exists."),
+        False, "--skip-existing", help="Skip inputs whose complete output (and render) "
+        "already exists and was made from the same input file, weights and result-changing "
+        "options; redo the others (the manifest says why) and update the manifest."),
     manifest: Path | None = typer.Option(
         None, "--manifest", metavar="FILE",
         help="Where to write the manifest (default: OUT_DIR/manifest.json, or "
@@ -70,6 +72,10 @@ def batch(
     device: str = DEVICE,
     batch_size: int = BATCH,
     net_height: int | None = NET_HEIGHT,
+    frames: str | None = typer.Option(
+        None, "--frames", metavar="START:END[:STEP]",
+        help="Frames of each video to process (Python slice of frame indices; e.g. 0:300:5); "
+             "a video it selects nothing of gets an empty output and a warning."),
     fmt: str = FORMAT,
     quiet: bool = QUIET,
     peak_threshold: float = PEAK,
@@ -90,7 +96,9 @@ def batch(
 
     Each input's output mirrors its path under OUT_DIR (videos/a/b.mp4 ->
     OUT_DIR/videos/a/b.json). A file that fails is reported and the batch goes
-    on (exit code 1 at the end); OUT_DIR/manifest.json records every file.
+    on (exit code 1 at the end); OUT_DIR/manifest.json records every input with
+    its status: ok, failed, skipped, interrupted or not_started. Outputs,
+    renders and manifests posecli wrote are never taken as inputs.
 
     Example: posecli batch videos/ --out-dir poses/ --skip-existing
     """
@@ -100,35 +108,53 @@ def batch(
         JobResult,
         RunnerSpec,
         Shard,
+        check_writable,
+        check_written_paths,
         plan_jobs,
         prepare_dir,
         run_batch,
+        update_report,
         write_manifest,
     )
 
     part = Shard.parse(shard) if shard is not None else None
     choice = EngineChoice(engine, ray_address, workers, gpus_per_worker)
     choice.check(device)
-    from ..sinks import check_format, output_suffix
+    from ..csv_format import SIDECAR_SUFFIX
+    from ..sinks import CSV, check_format, output_suffix
+    from ..video import parse_frame_range
     from ..weights.store import resolve_weights
 
     params = parse_params(smoothing_sigma, peak_threshold, paf_samples, paf_threshold,
                           paf_min_fraction, min_parts, min_score)
     tracking = track_params(track, track_buffer, track_min_oks, smooth, smooth_min_cutoff,
                             smooth_beta)
+    if frames is not None:
+        parse_frame_range(frames)
     check_format(fmt)
     jobs = plan_jobs(inputs, out_dir, output_suffix(fmt), render_dir)
-    header = {"tool": "posecli", "version": __version__}
+    manifest = manifest or out_dir / (part.manifest_name if part is not None else MANIFEST_NAME)
+    if manifest.is_dir():
+        raise UsageError(f"--manifest {manifest} is a directory")
+    check_written_paths(jobs, manifest, SIDECAR_SUFFIX if fmt == CSV else None)
+    created = [folder.resolve() for folder in (out_dir, render_dir) if folder is not None]
+    manifest_in_created = any(manifest.parent.resolve().is_relative_to(f) for f in created)
+    if not manifest_in_created:  # else made like them
+        check_writable(manifest.parent)
+    header: dict[str, Any] = {"tool": "posecli", "version": __version__}
     if part is not None:
         header["shard"] = part.describe(jobs, out_dir)
         jobs = part.select(jobs, out_dir)
     spec = RunnerSpec(str(resolve_weights(weights).absolute()), device, net_height, params,
-                      fmt, batch_size, tracking)
+                      fmt, batch_size, tracking, frames, skip_existing)
     with choice.session() as session:
         prepare_dir(out_dir)
         if render_dir is not None:
             prepare_dir(render_dir)
+        if manifest_in_created:
+            prepare_dir(manifest.parent)
         runner = spec.build(on_warning=warn, device=choice.driver_device)
+        provenance = runner.provenance()
 
         with progress_bars(quiet, files=len(jobs)) as progress:
             def done(result: JobResult) -> None:
@@ -137,18 +163,23 @@ def batch(
                     say(f"posecli: failed: {result.input}: {result.error}")
 
             run = session.engine(spec, runner, len(jobs), progress.advance, warn)
-            report = run_batch(jobs, run, skip_existing, done)
-        header.update({"model": runner.model.describe(),
-                       "options": {**runner.estimator.options(), "format": fmt,
-                                   **tracking_options(tracking)},
+            report = run_batch(jobs, run, done)
+        header.update({"model": runner.model.describe(), "options": provenance.options,
                        "engine": session.describe()})
-        default_name = part.manifest_name if part is not None else MANIFEST_NAME
-        write_manifest(manifest or out_dir / default_name, report, header)
+        recorded = report
+        if skip_existing and manifest.is_file():
+            recorded, dropped = update_report((str(manifest), manifest.read_bytes()), header,
+                                              report)
+            if dropped:
+                warn(f"{dropped}: it is replaced by this run's")
+        write_manifest(manifest, recorded, header)
     totals = report.totals()
     if not quiet:
         say(f"posecli: {count(totals['files'], 'file')}: {totals['ok']} ok, {totals['skipped']} "
             f"skipped, {totals['failed']} failed; {totals['frames']} frames, "
             f"{totals['people']} people, {totals['fps']:.1f} fps")
+    if report.failure is not None:
+        raise report.failure
     if report.interrupted:
         raise Interrupted("interrupted: finished outputs kept, those in progress discarded")
     if totals["failed"]:

@@ -2,13 +2,13 @@
 
 Exit code 0 when the differences are within tolerance, 1 when they are not, 2
 when an input cannot be used (unreadable, not JSON, not a COCO keypoints file,
-or a different video). The library side is :mod:`posecli.compare`.
+a different video, or the output of a run that did not finish). The library side
+is :mod:`posecli.compare`.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import orjson
@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..compare import CompareResult, FrameComparison, Tolerances, compare_files
+from ..outputs import write_stdout
 
 _DEFAULTS = Tolerances()
 _LOG_WIDTH = 120
@@ -61,6 +62,10 @@ def compare(
         False, "--json", help="Print the full result (every frame) as JSON instead of a table."),
     quiet: bool = typer.Option(False, "--quiet", "-q",
                                help="Print only the PASS/FAIL summary line."),
+    allow_incomplete: bool = typer.Option(
+        False, "--allow-incomplete",
+        help="Compare an output whose run did not finish (interrupted; a JSON lines file "
+             "without its completion line) instead of refusing it (exit 2)."),
 ) -> None:
     """Check an output against a reference output of the same video.
 
@@ -78,10 +83,9 @@ def compare(
                             max_diff_frames=max_diff_frames, max_drift=max_drift,
                             match_floor=match_floor, same_ids=same_ids,
                             max_id_switches=max_id_switches)
-    result = compare_files(expected, actual, tolerances)
+    result = compare_files(expected, actual, tolerances, allow_incomplete=allow_incomplete)
     if json_out:
-        sys.stdout.buffer.write(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
-        sys.stdout.buffer.flush()
+        write_stdout(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
     else:
         print_report(result, rows=rows, quiet=quiet)
     if not result.passed:

@@ -64,6 +64,7 @@ def image(
     """
     from ..batch import prepare_dir
     from ..formats import check_output_path
+    from ..outputs import check_distinct
     from ..pipeline import Estimator, load_model, process_images, read_images, run_info
     from ..render import StillRenderSink
     from ..sinks import PeopleCounter, check_format, open_sink
@@ -72,8 +73,10 @@ def image(
     params = parse_params(smoothing_sigma, peak_threshold, paf_samples, paf_threshold,
                           paf_min_fraction, min_parts, min_score)
     check_format(fmt)
-    check_output_path(out)
     renders = plan_renders(inputs, render) if render is not None else None
+    check_distinct([*(("input", path) for path in inputs), ("--out", out), ("--render", render),
+                    *(("--render", path) for path in renders or [])])
+    check_output_path(out)
     failed: list[str] = []
     with progress_bars(quiet) as progress:
         progress.start(len(inputs))

@@ -9,14 +9,16 @@ import typer
 
 from ..errors import InputError, UsageError, error_reason
 from .console import count, say, warn
+from .help import PlainHelpCommand
 
 manifest_app = typer.Typer(help="Work with batch manifests.", no_args_is_help=True)
 
 
-@manifest_app.command("merge")
+@manifest_app.command("merge", cls=PlainHelpCommand)
 def merge_command(
-    out: Path = typer.Argument(..., help="The merged manifest to write."),
-    manifests: list[Path] = typer.Argument(..., help="The shards' manifests."),
+    out: Path = typer.Argument(..., metavar="OUT", help="The merged manifest to write."),
+    manifests: list[Path] = typer.Argument(..., metavar="MANIFEST...",
+                                           help="The shards' manifests."),
 ) -> None:
     """Merge the manifests of a batch's shards into one; totals are recomputed.
 

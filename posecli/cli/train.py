@@ -259,6 +259,7 @@ def eval_command(
     """
     from ..evaluate import METRICS, evaluate, parse_scales
     from ..formats import check_output_path, write_json
+    from ..outputs import check_distinct, write_stdout
     from ..pipeline import load_model
     from ..preprocess import check_net_height
 
@@ -268,6 +269,7 @@ def eval_command(
     params = parse_params(smoothing_sigma, peak_threshold, paf_samples, paf_threshold,
                           paf_min_fraction, min_parts, min_score)
     if out is not None:
+        check_distinct([("--annotations", annotations), ("--out", out)])
         check_output_path(out)
     model = load_model(weights, device)
     with _eval_progress(quiet) as (on_start, on_image):
@@ -279,8 +281,7 @@ def eval_command(
         document = {"stats": evaluation.stats, "images": evaluation.images,
                     "detections": len(evaluation.results), "options": evaluation.options,
                     "model": model.describe()}
-        sys.stdout.buffer.write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
-        sys.stdout.buffer.flush()
+        write_stdout(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
         return
     table = Table(title=f"COCO keypoints: {evaluation.images} images, "
                         f"{len(evaluation.results)} detections", box=box.SIMPLE_HEAD,

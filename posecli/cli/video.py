@@ -46,7 +46,8 @@ def video(
     net_height: int | None = NET_HEIGHT,
     frames: str | None = typer.Option(
         None, "--frames", metavar="START:END[:STEP]",
-        help="Frames to process (Python slice of frame indices; e.g. 0:300:5, -100:)."),
+        help="Frames to process (Python slice of frame indices; e.g. 0:300:5, -100:); "
+             "one that selects none gives an empty output and a warning."),
     fmt: str = FORMAT,
     realtime: bool = typer.Option(
         False, "--realtime",
@@ -78,8 +79,9 @@ def video(
     Example: posecli video in.mp4 --out poses.json --frames 0:300
     """
     from ..formats import check_output_path
+    from ..outputs import check_distinct
     from ..pipeline import Estimator, load_model, run_video_to_sinks, selected_count
-    from ..sinks import PeopleCounter, check_format, open_outputs
+    from ..sinks import CSV, PeopleCounter, check_format, open_outputs
     from ..track.stage import tracked
     from ..video import VideoReader, parse_frame_range
 
@@ -89,9 +91,10 @@ def video(
                             smooth_beta)
     frame_range = parse_frame_range(frames) if frames is not None else None
     check_format(fmt)
+    check_distinct(output_paths(input, out, fmt == CSV, render))
     check_output_path(out)
     if render is not None:
-        check_output_path(render)
+        check_output_path(render, stream_ok=False)
     with VideoReader(input, batch_size, frame_range, realtime=realtime,
                      on_warning=warn) as reader:  # bad input fails before the model loads
         model = load_model(weights, device)
@@ -104,6 +107,10 @@ def video(
             run = run_video_to_sinks(reader, model, estimator, sinks, progress.advance,
                                      {"frames": frames, "realtime": realtime,
                                       **tracking_options(tracking)})
+    if frames is not None and run.complete and run.frames_processed == 0:
+        from ..batch.runner import nothing_selected
+
+        warn(nothing_selected(frames, run.info.frame_count, input))
     if not run.complete:
         raise Interrupted(f"interrupted: {run.frames_processed} frames written to {out}, "
                           "marked incomplete")
@@ -112,3 +119,13 @@ def video(
         say(run_summary(run.frames_processed, "frame", "fps", people.people,
                         time.monotonic() - started, written))
 
+
+
+def output_paths(input: str, out: str, csv: bool, render: Path | None
+                 ) -> list[tuple[str, str | Path | None]]:
+    """The files a video run reads and writes, named for messages: none may be another
+    (the CSV's sidecar included)."""
+    from ..csv_format import sidecar_path
+
+    sidecar = sidecar_path(out) if csv and out != "-" else None
+    return [("input", input), ("--out", out), ("--out's sidecar", sidecar), ("--render", render)]

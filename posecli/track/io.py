@@ -83,8 +83,11 @@ def frame_results(poses: PoseFile) -> list[FrameResult]:
 def retrack_info(poses: PoseFile, source: str, params: TrackParams,
                  keep_ids: bool) -> dict[str, Any]:
     """The output's info: the input's (its provenance), with ``options.tracking`` set to
-    what was done now and ``retrack`` saying from what."""
+    what was done now and ``retrack`` saying from what; ``complete`` is false when the
+    input is the output of a run that did not finish."""
     info = dict(poses.info or {"tool": "posecli", "version": __version__, "complete": True})
+    if not poses.complete:  # the input's run did not finish: neither is this output
+        info["complete"] = False
     options = info.get("options")
     options = dict(options) if isinstance(options, dict) else {}
     tracking = ({"keep_ids": True, "smooth": None if params.smooth is None

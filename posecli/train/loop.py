@@ -49,6 +49,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from ..errors import UsageError, WeightsError
 from ..model import STRIDE, ModelConfig, PoseNet
+from ..outputs import output_error, temp_file_beside
 from ..pipeline import resolve_device
 from ..weights.load import CHECKPOINT_FORMAT, load_untrusted, save_checkpoint
 from .dataset import Augment, CocoPoseDataset, worker_init_fn
@@ -273,13 +274,18 @@ def _init_distributed(device_option: str) -> tuple[DistInfo, torch.device]:
 def _replace_with_link(source: Path, dest: Path) -> Path:
     """Atomically make ``dest`` the same file as ``source`` (a hard link; a copy where the
     file system has none), so a checkpoint is serialised once, not once per name."""
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.link")
-    tmp.unlink(missing_ok=True)
+    fd, tmp = temp_file_beside(dest, ".link")  # a unique name, stale ones removed
+    os.close(fd)
     try:
-        os.link(source, tmp)
-    except OSError:
-        shutil.copyfile(source, tmp)
-    os.replace(tmp, dest)
+        tmp.unlink()
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
+        os.replace(tmp, dest)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise output_error(dest, exc) from None
     return dest
 
 
@@ -379,14 +385,20 @@ class _CsvLog:
                 header = next(reader, None)
                 if header == self.columns:
                     rows = [r for r in reader if r and int(r[0]) <= resume_step]
-        with open(path, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(self.columns)
-            writer.writerows(rows)
+        try:
+            with open(path, "w", newline="") as f:
+                writer = csv.writer(f)
+                writer.writerow(self.columns)
+                writer.writerows(rows)
+        except OSError as exc:
+            raise output_error(path, exc) from None
 
     def write(self, values: list[Any]) -> None:
-        with open(self.path, "a", newline="") as f:
-            csv.writer(f).writerow(values)
+        try:
+            with open(self.path, "a", newline="") as f:
+                csv.writer(f).writerow(values)
+        except OSError as exc:  # a full disk: one line, not a traceback
+            raise output_error(self.path, exc) from None
 
 
 def _format(value: float) -> str:

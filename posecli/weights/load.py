@@ -28,10 +28,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import pickle
 import re
-import tempfile
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -49,6 +47,7 @@ from ..lightweight.checkpoint import is_parameter
 from ..lightweight.checkpoint import read_checkpoint as read_lightweight
 from ..lightweight.network import LightweightConfig, LightweightNet
 from ..model import ModelConfig, PoseNet
+from ..outputs import write_atomic
 from .files import (
     CAFFE,
     PICKLE,
@@ -405,7 +404,9 @@ def _check_plain(obj: Any, where: str) -> None:
 
 def save_checkpoint(path: str | Path, model: PoseNet, metadata: dict[str, Any],
                     **extra: Any) -> None:
-    """Write a posecli checkpoint atomically (temp file in the same dir + os.replace).
+    """Write a posecli checkpoint atomically (:func:`posecli.outputs.write_atomic`: temp file
+    in the same dir, flushed to disk, os.replace; mode as the umask says; a failure such
+    as a full disk raises PoseCliError and leaves no temporary file).
 
     ``extra`` entries (e.g. ``optimizer=opt.state_dict(), step=1000``) are stored
     beside the model and ignored by :func:`load_weights`. Metadata and extras must
@@ -427,14 +428,7 @@ def save_checkpoint(path: str | Path, model: PoseNet, metadata: dict[str, Any],
         **extra,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(checkpoint, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()  # serialised first: torch.save hides a full disk in a RuntimeError
+    torch.save(checkpoint, buffer)
+    write_atomic(path, buffer.getbuffer())
 

@@ -18,12 +18,11 @@ importing torch; a missing or damaged record file only means less is known.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from ..errors import WeightsError
+from ..outputs import write_atomic
 from .files import open_regular
 
 RECORDS_NAME = ".records.json"
@@ -50,14 +49,8 @@ def _update(path: Path, key: str, value: dict[str, Any]) -> None:
     folder = path.parent
     records = read_records(folder)
     records.setdefault(path.name, {})[key] = value
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".records.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(records, f, indent=1, sort_keys=True)
-        os.replace(tmp, _records_path(folder))
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # atomic, readable as the umask says (a shared cache), one line on a full disk
+    write_atomic(_records_path(folder), json.dumps(records, indent=1, sort_keys=True).encode())
 
 
 def record_download(path: Path, url: str, sha256: str, pinned: bool) -> None:
