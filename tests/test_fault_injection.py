@@ -48,7 +48,9 @@ def test_checks_catch_what_is_not_clean(tmp_path):
     (tmp_path / "d.jsonl").write_bytes(b'{"frame_index": 0}\n{"complete": true, "frames": 1}\n')
     assert tool.output_state(tmp_path / "a.json") == ("incomplete", 2)
     assert tool.output_state(tmp_path / "b.json")[0].startswith("broken")
-    assert tool.output_state(tmp_path / "c.jsonl") == ("unmarked", 2)
+    assert tool.output_state(tmp_path / "c.jsonl") == ("incomplete", 2)  # no trailer
     assert tool.output_state(tmp_path / "d.jsonl") == ("complete", 1)
+    (tmp_path / "e.jsonl").write_bytes(b'{"frame_index": 0}\n{"complete": true, "frames": 2}\n')
+    assert tool.output_state(tmp_path / "e.jsonl")[0].startswith("broken")
     assert tool.written_count("posecli: error: interrupted: 17 frames written to o.json, "
                               "marked incomplete") == 17

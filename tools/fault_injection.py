@@ -191,12 +191,19 @@ def completion(marker: dict | None) -> bool | None:
 
 
 def output_state(path: Path) -> tuple[str, int | None]:
-    """("complete" | "incomplete" | "unmarked" | "broken: why", frames) of an output."""
+    """("complete" | "incomplete" | "unmarked" | "broken: why", frames) of an output.
+    A document says it in ``info.complete``; a JSON-lines file is complete only when
+    its trailer line says so."""
     try:
         if path.suffix == ".jsonl":
+            # Complete: the trailer line {"complete": true, "frames": N, ...} closes it;
+            # without it (an interrupted run) it is incomplete.
             frames, marker = jsonl_state(path)
-            state = {True: "complete", False: "incomplete", None: "unmarked"}[completion(marker)]
-            return state, len(frames)
+            if completion(marker) is True:
+                if isinstance(marker.get("frames"), int) and marker["frames"] != len(frames):
+                    return f"broken: trailer counts {marker['frames']}, {len(frames)} lines", None
+                return "complete", len(frames)
+            return "incomplete", len(frames)
         if path.suffix == ".json":
             document = orjson.loads(path.read_bytes())
             info = document.get("info", {}) if isinstance(document, dict) else {}
@@ -466,6 +473,17 @@ def main(argv: list[str] | None = None) -> int:
              if (case.quick or not args.quick)
              and (not args.only or any(text in case.name for text in args.only))]
     root = Path(tempfile.mkdtemp(prefix="posecli-faults-"))
+    try:
+        return run_cases(cases, tries, root, args)
+    finally:
+        if args.keep:
+            print(f"work folder kept: {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def run_cases(cases: list[Case], tries: int, root: Path, args: argparse.Namespace) -> int:
+    """Run ``cases`` in ``root``; print the table and totals; 0 when all were clean."""
     make_clips(root / "clips")
     if args.clip is not None:
         global CLIP
@@ -504,10 +522,6 @@ def main(argv: list[str] | None = None) -> int:
     for name, ran, result in rows:
         print(f"{name:<34} {ran:>5}  {result}")
     print(f"\ncases tried / clean: {tried} / {clean}")
-    if args.keep:
-        print(f"work folder kept: {root}")
-    else:
-        shutil.rmtree(root, ignore_errors=True)
     return 0 if tried == clean else 1
 
 
