@@ -5,20 +5,24 @@ returns the people of each frame; :func:`posecli.parse.parse_batch` parses the
 raw outputs of any network with the CMU output layout.
 """
 
+from __future__ import annotations
+
 __version__ = "0.1.0"
 
-from typing import TYPE_CHECKING, Any
-
-from .parse.params import ParseParams
-
+# Nothing is imported at run time (not even typing): the command line installs its
+# signal handlers right after this, before any slow import.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
+    from .parse.params import ParseParams
     from .person import Person
     from .pipeline import PoseModel, estimate, load_model
 
 __all__ = ["ParseParams", "Person", "PoseModel", "__version__", "estimate", "load_model"]
 
-_LAZY = {"Person": "person", "PoseModel": "pipeline", "estimate": "pipeline",
-         "load_model": "pipeline"}
+_LAZY = {"ParseParams": "parse.params", "Person": "person", "PoseModel": "pipeline",
+         "estimate": "pipeline", "load_model": "pipeline"}
 
 
 def __getattr__(name: str) -> Any:

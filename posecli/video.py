@@ -18,6 +18,7 @@ import itertools
 import os
 import queue
 import re
+import stat
 import sys
 import threading
 from collections import deque
@@ -31,6 +32,7 @@ import av.error
 import numpy as np
 
 from posecli.errors import InputError, UsageError, error_reason
+from posecli.interrupts import interrupt_count
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -54,8 +56,11 @@ _FRAME_RANGE = re.compile(r"^\s*(-?\d+)?\s*:\s*(-?\d+)?\s*(?::\s*(-?\d+)?\s*)?$"
 
 # How long the decoding thread waits on a full queue before re-checking for close().
 _POLL_S = 0.05
-# How long close() waits for the decoding thread to finish its current frame.
+# How long close() waits for the decoding thread to finish its current frame; once
+# the command line was interrupted (a thread blocked on a stalled pipe or stream is
+# then left behind, and the process leaves at once); after a second Ctrl-C, not at all.
 _JOIN_S = 10.0
+_JOIN_INTERRUPTED_S = 1.0
 # Network streams: seconds to wait for the connection, and for data once connected.
 _OPEN_TIMEOUT_S = 20.0
 _READ_TIMEOUT_S = 30.0
@@ -294,12 +299,21 @@ class VideoReader:
             self.close()
 
     def close(self) -> None:
-        """Stop the decoding thread, wait for it, and close the input. Idempotent."""
+        """Stop the decoding thread, wait for it (see ``_JOIN_S``), and close the input.
+        Idempotent: only the first call waits."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         if self._thread is None:
             self._container.close()
-        else:
-            self._thread.join(_JOIN_S)
+            return
+        waited = 0.0
+        while self._thread.is_alive() and waited < _JOIN_S:
+            interrupts = interrupt_count()
+            if interrupts > 1 or (interrupts and waited >= _JOIN_INTERRUPTED_S):
+                return
+            self._thread.join(_POLL_S)
+            waited += _POLL_S
 
     def _report_warnings(self) -> None:
         """Pass the warnings the decoder queued to ``on_warning``, in order."""
@@ -580,26 +594,46 @@ def stream_start(stream: av.stream.Stream) -> float:
 
 
 def is_stream(source: str) -> bool:
-    """Stdin, a camera or a URL: an input that cannot be read twice."""
-    return source == _STDIN or _is_camera(source) or "://" in source
+    """Stdin, a pipe (a FIFO, or ``<(...)``'s ``/dev/fd/N``), a camera or a URL: an
+    input that cannot be read twice."""
+    return source == _STDIN or _is_camera(source) or "://" in source or _is_pipe(source)
+
+
+def _is_pipe(source: str) -> bool:
+    """A named pipe (FIFO) or a pipe's ``/dev/fd/N``: read as a stream, like stdin."""
+    try:
+        return stat.S_ISFIFO(os.stat(source).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+# What a path that is not a regular file is, for messages.
+_FILE_KINDS = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+               (stat.S_ISSOCK, "a socket"), (stat.S_ISFIFO, "a pipe"))
 
 
 def _check_file(source: str) -> str:
-    """Return the path after checking the file exists, is not a directory nor empty."""
-    file = Path(source)
-    if not file.exists():
-        raise InputError(f"input not found: {source}")
-    if file.is_dir():
+    """Return the path after checking it exists and is a regular file that is not empty."""
+    try:
+        mode = os.stat(source).st_mode
+    except FileNotFoundError:
+        raise InputError(f"input not found: {source}") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {source} ({error_reason(exc)})") from None
+    if stat.S_ISDIR(mode):
         raise InputError(f"input is a directory, not a file: {source}")
-    if file.stat().st_size == 0:
+    for is_kind, kind in _FILE_KINDS:
+        if is_kind(mode):
+            raise InputError(f"input is {kind}, not a video or image file: {source}")
+    if Path(source).stat().st_size == 0:
         raise InputError(f"input is empty: {source}")
     return source
 
 
 def _check_source(path: str | os.PathLike[str]) -> str:
     """Return the video source as a string after the checks that can be made before
-    opening it: a local file exists and is not empty, a camera exists, stdin is not
-    a terminal."""
+    opening it: a local file exists, is a regular file and is not empty (a pipe is
+    read as a stream), a camera exists, stdin is not a terminal."""
     source = os.fspath(path)
     if source == _STDIN:
         if os.isatty(0):
@@ -613,6 +647,8 @@ def _check_source(path: str | os.PathLike[str]) -> str:
     if _is_camera(source):
         if not os.path.exists(source):
             raise InputError(f"camera not found: {source}")
+        return source
+    if _is_pipe(source):
         return source
     return _check_file(source)
 
@@ -657,8 +693,12 @@ def _open_video(
         decoder = _PacketDecoder(container, stream, source, warn)
         decoded = decoder.frames()
         first = next(decoded, None)
-    except _AV_ERRORS as exc:
+    except (*_AV_ERRORS, InputError) as exc:
         container.close()
+        if _index_at_end(container, source):
+            raise InputError(_NOT_STREAMABLE.format(source=_name(source))) from None
+        if isinstance(exc, InputError):
+            raise
         raise InputError(f"cannot decode {_name(source)}: {error_reason(exc)}") from None
     except BaseException:
         container.close()
@@ -687,6 +727,19 @@ def _open_video(
     )
     frames = decoded if first is None else itertools.chain([first], decoded)
     return container, decoder, frames, info
+
+
+_NOT_STREAMABLE = (
+    "cannot decode {source}: an MP4/MOV file whose index (moov) is at its end cannot be read "
+    "from a pipe; pass the file's path instead, or make it streamable with "
+    "`ffmpeg -i in.mp4 -c copy -movflags +faststart out.mp4`")
+
+
+def _index_at_end(container: av.container.InputContainer, source: str) -> bool:
+    """Whether an MP4/MOV read from a pipe failed to decode because its index (the moov
+    box) comes after the media data: the demuxer found it by reading to the end, and
+    a pipe cannot go back to the frames."""
+    return (source == _STDIN or _is_pipe(source)) and container.format.name.startswith("mov,")
 
 
 def _count_frames(source: str) -> int | None:

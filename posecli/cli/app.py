@@ -1,4 +1,4 @@
-"""The ``posecli`` Typer app and its entry point: every error becomes one line and an exit code.
+"""The ``posecli`` Typer app and ``main``: every error becomes one line and an exit code.
 
 Only light modules are imported here and by the command modules at import time
 (typer, rich, posecli's option declarations): ``--help``, ``--version`` and
@@ -7,17 +7,15 @@ option errors never load torch or PyAV. Each command imports what it runs.
 
 from __future__ import annotations
 
-import os
-import signal
 import sys
-import threading
 import time
+from typing import TYPE_CHECKING
 
 import typer
 
 from .. import __version__
 from ..errors import Interrupted, PoseCliError
-from ..interrupts import ESTIMATE_THREAD
+from ..interrupts import closing, install_handlers
 from ..outputs import OutputPipeClosed, silence_stdout
 from .batch import batch
 from .compare import compare
@@ -30,6 +28,9 @@ from .track import track
 from .train import eval_command, train_command
 from .video import video
 from .weights import weights_app
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 app = typer.Typer(
     name="posecli",
@@ -68,56 +69,47 @@ app.add_typer(manifest_app, name="manifest")
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the app; every error becomes one line on stderr and an exit code."""
+    """Run the app; every error becomes one line on stderr and an exit code.
+
+    SIGINT and SIGTERM get posecli's handlers for the run (see ``interrupts``):
+    the first stops it like Ctrl-C, later ones cannot abort finishing its outputs.
+    """
     err = stderr_console()
     started = time.monotonic()
-    signal.signal(signal.SIGTERM, _terminate)
-    interrupted_run = False
+    restore = install_handlers()
     try:
-        code = app(args=argv, prog_name="posecli", standalone_mode=False)
-    except PoseCliError as exc:
-        err.print(f"posecli: error: {exc}", markup=False)
-        code = exc.exit_code
-        interrupted_run = isinstance(exc, Interrupted)
-    except SystemExit as exc:
-        if not _click_swallowed_broken_pipe():
-            raise
-        # Click turned a broken pipe into a silent exit 1: one line and 141, as for data.
-        silence_stdout()
-        err.print(f"posecli: error: {OutputPipeClosed()}", markup=False)
-        code = OutputPipeClosed.exit_code if exc.code in (0, 1) else exc.code
-    except Exception as exc:
-        if not _is_click_error(exc):
-            raise
-        if type(exc).__name__ == "NoArgsIsHelpError":
-            typer.echo(exc.ctx.get_help())
-            code = 0
-        else:
-            err.print(f"posecli: error: {exc.format_message()}", markup=False)
-            code = exc.exit_code
+        code, interrupted_run = _run(argv, err)
+    finally:
+        closing()
+        restore()
     if code == 130 and not interrupted_run:  # Typer turns a bare Ctrl-C into 130
         err.print(f"posecli: interrupted after {time.monotonic() - started:.1f} s; "
                   "no output written", markup=False)
     sys.exit(code if isinstance(code, int) else 0)
 
 
-def entry() -> None:
-    """The console script: main(), then a hard exit if an interrupted network call
-    is still running in the background (interpreter shutdown would abort in torch).
-    Outputs are complete and flushed by then."""
+def _run(argv: list[str] | None, err: Console) -> tuple[int | None, bool]:
+    """The app's exit code, and whether a command reported its own interruption."""
     try:
-        main()
+        return app(args=argv, prog_name="posecli", standalone_mode=False), False
+    except PoseCliError as exc:
+        err.print(f"posecli: error: {exc}", markup=False)
+        return exc.exit_code, isinstance(exc, Interrupted)
     except SystemExit as exc:
-        if any(t.name == ESTIMATE_THREAD and t.is_alive() for t in threading.enumerate()):
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(exc.code if isinstance(exc.code, int) else 1)
-        raise
-
-
-def _terminate(signum: int, frame: object) -> None:
-    """SIGTERM stops a run like Ctrl-C: finished work is kept, nothing partial is left."""
-    raise KeyboardInterrupt
+        if not _click_swallowed_broken_pipe():
+            raise
+        # Click turned a broken pipe into a silent exit 1: one line and 141, as for data.
+        silence_stdout()
+        err.print(f"posecli: error: {OutputPipeClosed()}", markup=False)
+        return (OutputPipeClosed.exit_code if exc.code in (0, 1) else exc.code), False
+    except Exception as exc:
+        if not _is_click_error(exc):
+            raise
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            typer.echo(exc.ctx.get_help())
+            return 0, False
+        err.print(f"posecli: error: {exc.format_message()}", markup=False)
+        return exc.exit_code, False
 
 
 def _click_swallowed_broken_pipe() -> bool:
