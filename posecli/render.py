@@ -39,8 +39,9 @@ from .outputs import fsync_path, temp_file_beside
 from .parse import Person
 from .sinks import Sink
 from .skeleton import LIMBS, NUM_PARTS, NUM_SEEDING_LIMBS, PART_COLOURS_RGB
+from .sources import is_stream, stream_start
 from .stills import write_still
-from .video import FrameBatch, VideoInfo, is_stream, stream_start
+from .video import FrameBatch, VideoInfo
 
 __all__ = ["LIMB_ALPHA", "RENDER_TAG", "RenderSink", "StillRenderSink", "default_thickness",
            "draw_poses"]

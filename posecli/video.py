@@ -6,10 +6,10 @@ Images come out upright: the display-matrix rotation of the stream is applied to
 the pixels.  Every problem with the input is raised as a one-line ``InputError``;
 a bad ``--frames`` value as a ``UsageError``.
 
-Besides files, a video can come from stdin (``-``), a V4L2 camera (``/dev/video0``)
-or a stream URL (``rtsp://``, ``http(s)://``, ``udp://``, ``tcp://``...).  A packet
-that fails to decode is skipped (and reported) instead of ending the read, unless
-more than ``MAX_CORRUPT_IN_A_ROW`` fail in a row.
+Besides files, a video can come from stdin, a pipe, a camera or a stream URL
+(``sources`` checks and opens them). A packet that fails to decode is skipped (and
+reported) instead of ending the read, unless more than ``MAX_CORRUPT_IN_A_ROW`` fail
+in a row (``packets``).
 """
 
 from __future__ import annotations
@@ -18,13 +18,11 @@ import itertools
 import os
 import queue
 import re
-import stat
 import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import av
@@ -33,6 +31,18 @@ import numpy as np
 
 from posecli.errors import InputError, UsageError, error_reason
 from posecli.interrupts import interrupt_count
+from posecli.packets import MAX_CORRUPT_IN_A_ROW, PacketDecoder
+from posecli.sources import (
+    AV_ERRORS,
+    NOT_STREAMABLE,
+    check_file,
+    check_source,
+    count_frames,
+    index_at_end,
+    is_stream,
+    open_args,
+    source_name,
+)
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -49,9 +59,6 @@ __all__ = [
     "rotate_upright",
 ]
 
-# Errors PyAV raises for unreadable input: FFmpeg's own, plus OS-level ones.
-_AV_ERRORS = (av.error.FFmpegError, OSError, EOFError)
-
 _FRAME_RANGE = re.compile(r"^\s*(-?\d+)?\s*:\s*(-?\d+)?\s*(?::\s*(-?\d+)?\s*)?$")
 
 # How long the decoding thread waits on a full queue before re-checking for close().
@@ -61,21 +68,10 @@ _POLL_S = 0.05
 # then left behind, and the process leaves at once); after a second Ctrl-C, not at all.
 _JOIN_S = 10.0
 _JOIN_INTERRUPTED_S = 1.0
-# Network streams: seconds to wait for the connection, and for data once connected.
-_OPEN_TIMEOUT_S = 20.0
-_READ_TIMEOUT_S = 30.0
 
 # Batch arrays in use beyond the queue: the consumer's (network, parse, sinks) and the
 # one being filled.
 _ARRAYS_IN_USE = 4
-# Most packets remembered as given to the decoder and not yet out (its delay is less).
-_MAX_PENDING = 64
-# More corrupt packets than this in a row and the input is unreadable, not damaged.
-MAX_CORRUPT_IN_A_ROW = 100
-
-_STDIN = "-"
-# V4L2 camera devices (and their stable names under /dev/v4l/by-id, by-path).
-_CAMERA_PREFIX = ("/dev/video", "/dev/v4l/")
 
 
 @dataclass(frozen=True)
@@ -163,7 +159,7 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     Raises:
         InputError: missing file, directory, empty file, or not an image.
     """
-    source = _check_file(os.fspath(path))
+    source = check_file(os.fspath(path))
     try:
         with av.open(source) as container:
             if not container.streams.video:
@@ -172,7 +168,7 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
             if frame is None:
                 raise InputError(f"not an image file: {source} (no picture in it)")
             return _to_rgb(frame)
-    except _AV_ERRORS as exc:
+    except AV_ERRORS as exc:
         raise InputError(f"not an image file: {source} ({error_reason(exc)})") from None
 
 
@@ -332,11 +328,11 @@ class VideoReader:
         start, stop = frames.start, frames.stop
         if (start is None or start >= 0) and (stop is None or stop >= 0):
             return start or 0, stop, step
-        count = self.info.frame_count or _count_frames(self.info.path)
+        count = self.info.frame_count or count_frames(self.info.path)
         if not count:
             raise UsageError(
                 f"--frames with a negative START or END needs the frame count, "
-                f"which is unknown for {_name(self.info.path)}"
+                f"which is unknown for {source_name(self.info.path)}"
             )
         self.info = replace(self.info, frame_count=count)
         return frames.indices(count)
@@ -350,8 +346,9 @@ class VideoReader:
                 elif not self._put(batch):
                     return
             self._put(None)
-        except _AV_ERRORS as exc:
-            self._put(InputError(f"cannot decode {_name(self.info.path)}: {error_reason(exc)}"))
+        except AV_ERRORS as exc:
+            self._put(InputError(
+                f"cannot decode {source_name(self.info.path)}: {error_reason(exc)}"))
         except Exception as exc:
             self._put(exc)
         finally:
@@ -450,256 +447,39 @@ def read_batches(
         yield from reader
 
 
-def _decode(packet: av.Packet) -> list[av.VideoFrame]:
-    """Decode one packet (a separate function so tests can make it fail)."""
-    return packet.decode()
-
-
-class _PacketDecoder:
-    """Demux and decode one video stream packet by packet, skipping corrupt packets.
-
-    ``frames()`` runs in one thread at a time (the opener's, then the decoding
-    thread); ``skipped`` may be read from any thread.
-    """
-
-    def __init__(
-        self,
-        container: av.container.InputContainer,
-        stream: av.VideoStream,
-        source: str,
-        warn: Callable[[str], None] | None,
-    ) -> None:
-        self.skipped = 0
-        self._container = container
-        self._stream = stream
-        self._source = source
-        self._warn = warn
-        self.stream_start = stream_start(stream)
-        self._last_time = 0.0
-        self._in_a_row = 0
-        # pts of the packets read whose frame has not come out (yet): about as many
-        # as the decoder's delay.
-        self._pending: list[int] = []
-        # Frames lost to skipped packets whose place in the frame order is not known
-        # yet (the error may show up a few packets late, with frame threading).
-        self._unplaced = 0
-        # Frames lost right before the frame last yielded.
-        self._gap = 0
-
-    def frames(self) -> Iterator[av.VideoFrame]:
-        """All decodable frames in display order (the decoder is flushed at the end).
-
-        Raises:
-            InputError: more than ``MAX_CORRUPT_IN_A_ROW`` failures in a row.
-            av.error.FFmpegError, OSError: a read error that is not corrupt data
-                (e.g. a network error).
-        """
-        packets = self._container.demux(self._stream)
-        while True:
-            try:
-                packet = next(packets)
-            except StopIteration:
-                return
-            except av.error.InvalidDataError as exc:
-                # The demuxer could not parse what it read: skip it and read on.
-                self._skip(None, exc)
-                packets = self._container.demux(self._stream)
-                continue
-            time = self._time(packet)
-            if packet.size and packet.pts is not None:
-                self._pending.append(packet.pts)
-                del self._pending[:-_MAX_PENDING]  # stays small even if pts never match
-            try:
-                frames = _decode(packet)
-            except av.error.FFmpegError as exc:
-                self._skip(packet, exc)
-                continue
-            if time is not None:
-                self._last_time = time
-            self._in_a_row = 0
-            for frame in frames:
-                self._place_lost(frame.pts)
-                yield frame
-
-    def take_gap(self) -> int:
-        """How many frames were lost (to skipped packets) right before the frame just
-        yielded by ``frames()``: the gap to leave in the frame indices."""
-        gap, self._gap = self._gap, 0
-        return gap
-
-    def _place_lost(self, pts: int | None) -> None:
-        """Account for the lost frames that come before a frame with this pts.
-
-        Frames come out in pts order, so packets read with a smaller pts whose frame
-        has not come out never will: as many of them as there are unplaced lost
-        frames are the lost ones. (A packet may also give no frame without an error,
-        e.g. a VP8 hidden frame; those leave no gap.)
-        """
-        if pts is None:
-            self._gap += self._unplaced
-            self._unplaced = 0
-            self._pending.clear()
-            return
-        earlier = sum(1 for p in self._pending if p < pts)
-        gap = min(earlier, self._unplaced)
-        self._gap += gap
-        self._unplaced -= gap
-        self._pending = [p for p in self._pending if p > pts]
-
-    def _skip(self, packet: av.Packet | None, exc: BaseException) -> None:
-        """Count and report a packet (or unparsable data) that is skipped."""
-        self._in_a_row += 1
-        if self._in_a_row > MAX_CORRUPT_IN_A_ROW:
-            raise InputError(
-                f"cannot decode {_name(self._source)}: more than {MAX_CORRUPT_IN_A_ROW} "
-                f"corrupt packets in a row ({error_reason(exc)})"
-            )
-        self.skipped += 1
-        time = None if packet is None else self._time(packet)
-        if packet is not None and packet.size:
-            if packet.pts is None:
-                self._gap += 1  # no way to tell where: before the next frame
-            else:
-                self._unplaced += 1
-        if self._warn is not None:
-            where = f"at {time:.1f} s" if time is not None else f"after {self._last_time:.1f} s"
-            what = "corrupt packet" if packet is not None else "unreadable data"
-            self._warn(
-                f"{_name(self._source)}: skipped {what} {where} ({self.skipped} so far)"
-            )
-
-    def _time(self, packet: av.Packet) -> float | None:
-        """The packet's time in seconds from the start of the stream, if known."""
-        pts = packet.pts if packet.pts is not None else packet.dts
-        if pts is None or packet.time_base is None:
-            return None
-        return float(pts * packet.time_base) - self.stream_start
-
-
-def _name(source: str) -> str:
-    """How a source is named in messages."""
-    return "stdin" if source == _STDIN else source
-
-
-def _is_camera(source: str) -> bool:
-    """A V4L2 device path, opened with the ``v4l2`` format."""
-    return source.startswith(_CAMERA_PREFIX)
-
-
-def stream_start(stream: av.stream.Stream) -> float:
-    """A stream's start time in seconds (0 when unknown)."""
-    if stream.start_time is None or stream.time_base is None:
-        return 0.0
-    return float(stream.start_time * stream.time_base)
-
-
-def is_stream(source: str) -> bool:
-    """Stdin, a pipe (a FIFO, or ``<(...)``'s ``/dev/fd/N``), a camera or a URL: an
-    input that cannot be read twice."""
-    return source == _STDIN or _is_camera(source) or "://" in source or _is_pipe(source)
-
-
-def _is_pipe(source: str) -> bool:
-    """A named pipe (FIFO) or a pipe's ``/dev/fd/N``: read as a stream, like stdin."""
-    try:
-        return stat.S_ISFIFO(os.stat(source).st_mode)
-    except (OSError, ValueError):
-        return False
-
-
-# What a path that is not a regular file is, for messages.
-_FILE_KINDS = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-               (stat.S_ISSOCK, "a socket"), (stat.S_ISFIFO, "a pipe"))
-
-
-def _check_file(source: str) -> str:
-    """Return the path after checking it exists and is a regular file that is not empty."""
-    try:
-        mode = os.stat(source).st_mode
-    except FileNotFoundError:
-        raise InputError(f"input not found: {source}") from None
-    except OSError as exc:
-        raise InputError(f"cannot read {source} ({error_reason(exc)})") from None
-    if stat.S_ISDIR(mode):
-        raise InputError(f"input is a directory, not a file: {source}")
-    for is_kind, kind in _FILE_KINDS:
-        if is_kind(mode):
-            raise InputError(f"input is {kind}, not a video or image file: {source}")
-    if Path(source).stat().st_size == 0:
-        raise InputError(f"input is empty: {source}")
-    return source
-
-
-def _check_source(path: str | os.PathLike[str]) -> str:
-    """Return the video source as a string after the checks that can be made before
-    opening it: a local file exists, is a regular file and is not empty (a pipe is
-    read as a stream), a camera exists, stdin is not a terminal."""
-    source = os.fspath(path)
-    if source == _STDIN:
-        if os.isatty(0):
-            raise InputError(
-                "no video on stdin: it is a terminal (pipe a video in, "
-                "e.g. `cat in.ts | posecli video - ...`)"
-            )
-        return source
-    if "://" in source:
-        return source
-    if _is_camera(source):
-        if not os.path.exists(source):
-            raise InputError(f"camera not found: {source}")
-        return source
-    if _is_pipe(source):
-        return source
-    return _check_file(source)
-
-
-def _open_args(source: str) -> tuple[str, dict[str, object]]:
-    """What to pass to ``av.open`` for a source: the file or URL, and keyword arguments."""
-    if source == _STDIN:
-        return "pipe:0", {}
-    if _is_camera(source):
-        return source, {"format": "v4l2"}
-    if "://" not in source:
-        return source, {}
-    kwargs: dict[str, object] = {"timeout": (_OPEN_TIMEOUT_S, _READ_TIMEOUT_S)}
-    if source.split("://", 1)[0].lower() in ("rtsp", "rtsps"):
-        kwargs["options"] = {"rtsp_transport": "tcp"}
-    return source, kwargs
-
-
 def _open_video(
     path: str | os.PathLike[str],
     warn: Callable[[str], None] | None = None,
-) -> tuple[av.container.InputContainer, _PacketDecoder, Iterator[av.VideoFrame], VideoInfo]:
+) -> tuple[av.container.InputContainer, PacketDecoder, Iterator[av.VideoFrame], VideoInfo]:
     """Open a video, decode its first frame and describe it.
 
     Returns the open container, its packet decoder, an iterator over all its
     decoded video frames (starting with the first one, already decoded) and the
     VideoInfo. ``warn`` receives a message for each skipped packet.
     """
-    source = _check_source(path)
-    target, kwargs = _open_args(source)
+    source = check_source(path)
+    target, kwargs = open_args(source)
     try:
         container = av.open(target, **kwargs)
-    except (*_AV_ERRORS, ValueError) as exc:
+    except (*AV_ERRORS, ValueError) as exc:
         if is_stream(source):
-            raise InputError(f"cannot open {_name(source)} ({error_reason(exc)})") from None
+            raise InputError(f"cannot open {source_name(source)} ({error_reason(exc)})") from None
         raise InputError(f"not a video file: {source} ({error_reason(exc)})") from None
     try:
         if not container.streams.video:
-            raise InputError(f"no video stream in {_name(source)}")
+            raise InputError(f"no video stream in {source_name(source)}")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        decoder = _PacketDecoder(container, stream, source, warn)
+        decoder = PacketDecoder(container, stream, source, warn)
         decoded = decoder.frames()
         first = next(decoded, None)
-    except (*_AV_ERRORS, InputError) as exc:
+    except (*AV_ERRORS, InputError) as exc:
         container.close()
-        if _index_at_end(container, source):
-            raise InputError(_NOT_STREAMABLE.format(source=_name(source))) from None
+        if index_at_end(container, source):
+            raise InputError(NOT_STREAMABLE.format(source=source_name(source))) from None
         if isinstance(exc, InputError):
             raise
-        raise InputError(f"cannot decode {_name(source)}: {error_reason(exc)}") from None
+        raise InputError(f"cannot decode {source_name(source)}: {error_reason(exc)}") from None
     except BaseException:
         container.close()
         raise
@@ -727,32 +507,6 @@ def _open_video(
     )
     frames = decoded if first is None else itertools.chain([first], decoded)
     return container, decoder, frames, info
-
-
-_NOT_STREAMABLE = (
-    "cannot decode {source}: an MP4/MOV file whose index (moov) is at its end cannot be read "
-    "from a pipe; pass the file's path instead, or make it streamable with "
-    "`ffmpeg -i in.mp4 -c copy -movflags +faststart out.mp4`")
-
-
-def _index_at_end(container: av.container.InputContainer, source: str) -> bool:
-    """Whether an MP4/MOV read from a pipe failed to decode because its index (the moov
-    box) comes after the media data: the demuxer found it by reading to the end, and
-    a pipe cannot go back to the frames."""
-    return (source == _STDIN or _is_pipe(source)) and container.format.name.startswith("mov,")
-
-
-def _count_frames(source: str) -> int | None:
-    """Count the video packets of a file without decoding; None for stdin, cameras,
-    streams, or on error."""
-    if is_stream(source):
-        return None
-    try:
-        with av.open(source) as container:
-            stream = container.streams.video[0]
-            return sum(1 for packet in container.demux(stream) if packet.size)
-    except _AV_ERRORS:
-        return None
 
 
 def _rotation(frame: av.VideoFrame) -> int:

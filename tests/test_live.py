@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from test_video import _decoded_indices, _decoder_threads, _write_video
 
-from posecli import video
+from posecli import packets, sources, video
 from posecli.errors import InputError, UsageError
 from posecli.video import FrameBatch, VideoReader, probe_video, read_batches
 
@@ -132,7 +132,7 @@ def test_corrupt_mp4_packets_are_skipped(tmp_path: Path) -> None:
 
 def _fail_packets(monkeypatch: pytest.MonkeyPatch, lost: set[int], fps: int = 10) -> None:
     """Make decoding the packets of the given frame indices raise InvalidDataError."""
-    decode = video._decode
+    decode = packets._decode
 
     def failing(packet: av.Packet) -> list[av.VideoFrame]:
         if (
@@ -143,7 +143,7 @@ def _fail_packets(monkeypatch: pytest.MonkeyPatch, lost: set[int], fps: int = 10
             raise _invalid_data()
         return decode(packet)
 
-    monkeypatch.setattr(video, "_decode", failing)
+    monkeypatch.setattr(packets, "_decode", failing)
 
 
 def test_injected_decode_error_skips_one_packet(mp4: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -197,7 +197,7 @@ def test_gap_past_the_end_of_a_range(mp4: Path, monkeypatch: pytest.MonkeyPatch)
 
 
 def test_too_many_corrupt_packets_in_a_row(mp4: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(video, "MAX_CORRUPT_IN_A_ROW", 3)
+    monkeypatch.setattr(packets, "MAX_CORRUPT_IN_A_ROW", 3)
     _fail_packets(monkeypatch, set(range(6, 20)))
     warnings: list[str] = []
     with VideoReader(mp4, 1, on_warning=warnings.append) as reader:
@@ -216,7 +216,7 @@ def test_too_many_corrupt_packets_in_a_row(mp4: Path, monkeypatch: pytest.Monkey
 
 
 def test_unreadable_from_the_start(mp4: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(video, "MAX_CORRUPT_IN_A_ROW", 5)
+    monkeypatch.setattr(packets, "MAX_CORRUPT_IN_A_ROW", 5)
     _fail_packets(monkeypatch, set(range(20)))
     expected = f"cannot decode {mp4}: more than 5 corrupt packets in a row ({INVALID_DATA})"
     with pytest.raises(InputError) as info:
@@ -230,7 +230,7 @@ def test_unreadable_from_the_start(mp4: Path, monkeypatch: pytest.MonkeyPatch) -
 def test_corrupt_packets_in_a_row_are_fine_below_the_limit(
     mp4: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(video, "MAX_CORRUPT_IN_A_ROW", 5)
+    monkeypatch.setattr(packets, "MAX_CORRUPT_IN_A_ROW", 5)
     _fail_packets(monkeypatch, {2, 3, 4, 5, 6, 10, 11, 12, 13, 14})  # 5 in a row, twice
     reader = VideoReader(mp4, 4)
     indices, _, _ = _read(reader)
@@ -260,7 +260,8 @@ def test_demuxer_error_is_skipped(mp4: Path) -> None:
     container = av.open(str(mp4))
     try:
         flaky = _FlakyDemuxer(container, after=5)
-        decoder = video._PacketDecoder(flaky, container.streams.video[0], str(mp4), warnings.append)
+        decoder = packets.PacketDecoder(flaky, container.streams.video[0], str(mp4),
+                                        warnings.append)
         frames = list(decoder.frames())
     finally:
         container.close()
@@ -303,7 +304,7 @@ def test_demuxer_error_is_skipped(mp4: Path) -> None:
     ],
 )
 def test_open_args(source: str, target: str, kwargs: dict[str, object]) -> None:
-    assert video._open_args(source) == (target, kwargs)
+    assert sources.open_args(source) == (target, kwargs)
 
 
 def test_missing_camera() -> None:
@@ -316,7 +317,7 @@ def test_camera_is_opened_with_v4l2(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     """No camera hardware: a regular file at a camera path makes V4L2 fail for real."""
     fake = tmp_path / "video0"
     fake.write_bytes(b"not a camera")
-    monkeypatch.setattr(video, "_CAMERA_PREFIX", str(tmp_path / "video"))
+    monkeypatch.setattr(sources, "CAMERA_PREFIX", str(tmp_path / "video"))
     calls = []
     real_open = av.open
 
@@ -334,7 +335,7 @@ def test_camera_is_opened_with_v4l2(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 def test_live_sources_have_no_frame_count_to_count() -> None:
     for source in ["-", "/dev/video0", "rtsp://cam/s", "http://host/a.mp4", "udp://:1234"]:
-        assert video._count_frames(source) is None
+        assert sources.count_frames(source) is None
 
 
 # --- stdin ----------------------------------------------------------------------------

@@ -50,7 +50,7 @@ def _feed(fifo: Path, data: bytes) -> threading.Thread:
 
 
 def test_named_pipe_is_read_as_a_stream(tmp_path, small_video, capsys):
-    from posecli.video import is_stream
+    from posecli.sources import is_stream
 
     fifo = tmp_path / "in.pipe"
     os.mkfifo(fifo)

@@ -199,7 +199,7 @@ def test_frame_ranges_match_python_slices(
 
 
 def test_negative_range_without_frame_count(mkv: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(video, "_count_frames", lambda source: None)
+    monkeypatch.setattr(video, "count_frames", lambda source: None)
     with pytest.raises(UsageError, match="frame count"):
         VideoReader(mkv, 4, slice(-5, None))
     # Non-negative ranges need no count.
