@@ -62,6 +62,30 @@ class Sink:
         """Drop the output (default: nothing was written yet)."""
 
 
+class FileOrStdoutSink(Sink):
+    """A sink whose output is one file (a :class:`PendingFile`, renamed into place by
+    ``commit``) or stdout, where the bytes held back by ``prepare`` go out on commit."""
+
+    _file: PendingFile | None = None
+    _held = b""  # for stdout: what commit() writes
+
+    def commit(self) -> None:
+        if self._file is not None:
+            self._file.commit()
+        elif self._held:
+            data, self._held = self._held, b""
+            write_stdout(data)
+
+    def retract(self) -> None:
+        if self._file is not None:
+            self._file.retract()
+
+    def discard(self) -> None:
+        if self._file is not None:
+            self._file.discard()
+        self._held = b""
+
+
 class OutputGroup(Sink):
     """The outputs of one job, which succeed or fail together.
 
@@ -101,14 +125,12 @@ class OutputGroup(Sink):
             sink.discard()
 
 
-class DocumentSink(Sink):
+class DocumentSink(FileOrStdoutSink):
     """Collects every frame, writes one COCO or OpenPose document when finished."""
 
     def __init__(self, fmt: str, out: str | Path) -> None:
         self.fmt, self.out = fmt, out
         self.frames: list[FrameResult] = []
-        self._file: PendingFile | None = None
-        self._stdout = b""
 
     def add(self, batch: FrameBatch, frames: list[FrameResult]) -> None:
         self.frames.extend(frames)
@@ -117,28 +139,12 @@ class DocumentSink(Sink):
         data = orjson.dumps(build_document(self.fmt, self.frames, info),
                             option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"
         if str(self.out) == "-":
-            self._stdout = data
+            self._held = data
             return
         self.discard()
         self._file = PendingFile(Path(self.out))
         self._file.write(data)
         self._file.close()
-
-    def commit(self) -> None:
-        if self._file is not None:
-            self._file.commit()
-        elif self._stdout:
-            data, self._stdout = self._stdout, b""
-            write_stdout(data)
-
-    def retract(self) -> None:
-        if self._file is not None:
-            self._file.retract()
-
-    def discard(self) -> None:
-        if self._file is not None:
-            self._file.discard()
-        self._stdout = b""
 
 
 def frame_record(frame: FrameResult) -> dict[str, Any]:
@@ -160,7 +166,7 @@ def jsonl_trailer(frames: int, info: dict[str, Any]) -> bytes:
                         option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"
 
 
-class JsonLinesSink(Sink):
+class JsonLinesSink(FileOrStdoutSink):
     """One JSON object per frame, written as each batch completes; a complete run
     ends with the trailer line (:func:`jsonl_trailer`), an interrupted one without.
 
@@ -171,7 +177,6 @@ class JsonLinesSink(Sink):
     def __init__(self, out: str | Path) -> None:
         self._file = None if str(out) == "-" else PendingFile(Path(out))
         self.frames = 0
-        self._trailer = b""
 
     def add(self, batch: FrameBatch, frames: list[FrameResult]) -> None:
         data = b"".join(orjson.dumps(frame_record(f)) + b"\n" for f in frames)
@@ -182,26 +187,13 @@ class JsonLinesSink(Sink):
         self.frames += len(frames)
 
     def prepare(self, info: dict[str, Any]) -> None:
-        self._trailer = jsonl_trailer(self.frames, info) if info.get("complete") is True else b""
-        if self._file is not None:
-            self._file.write(self._trailer)
+        trailer = jsonl_trailer(self.frames, info) if info.get("complete") is True else b""
+        if self._file is None:
+            self._held = trailer
+        else:
+            self._file.write(trailer)
             self._file.close()
 
-    def commit(self) -> None:
-        if self._file is not None:
-            self._file.commit()
-        elif self._trailer:
-            trailer, self._trailer = self._trailer, b""
-            write_stdout(trailer)
-
-    def retract(self) -> None:
-        if self._file is not None:
-            self._file.retract()
-
-    def discard(self) -> None:
-        if self._file is not None:
-            self._file.discard()
-        self._trailer = b""
 
 
 class PeopleCounter(Sink):
