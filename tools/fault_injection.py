@@ -245,10 +245,7 @@ def interrupt_video(fmt: str, signals: tuple[int, ...], gap: float) -> Callable:
         started = (wait_for_progress(process, work, f".{out.name}.*") if fmt == "jsonl"
                    else wait_for_cpu(process, FIRST_FRAME_CPU_S + 1.0))
         outcome.check(started, "the run ended before it could be interrupted")
-        for index, signum in enumerate(signals):
-            if index:
-                time.sleep(gap)
-            process.send_signal(signum)
+        send_signals(process, signals, gap)
         code, err = finish(process, work)
         outcome.check(code == 130, f"exit {code}, not 130")
         check_stderr(outcome, err)
@@ -267,6 +264,14 @@ def interrupt_video(fmt: str, signals: tuple[int, ...], gap: float) -> Callable:
     return run
 
 
+def send_signals(process: subprocess.Popen, signals: tuple[int, ...], gap: float) -> None:
+    """Send ``signals`` to ``process``, each next one ``gap`` seconds after the last."""
+    for index, signum in enumerate(signals):
+        if index:
+            time.sleep(gap)
+        process.send_signal(signum)
+
+
 def interrupt_batch(fmt: str, signals: tuple[int, ...], gap: float) -> Callable:
     """``posecli batch`` over three clips, interrupted while the second is processed."""
 
@@ -278,10 +283,7 @@ def interrupt_batch(fmt: str, signals: tuple[int, ...], gap: float) -> Callable:
         started = wait_for_progress(process, out_dir, f"clip_000.{suffix}")
         outcome.check(started, "the run ended before it could be interrupted")
         time.sleep(0.5)
-        for index, signum in enumerate(signals):
-            if index:
-                time.sleep(gap)
-            process.send_signal(signum)
+        send_signals(process, signals, gap)
         code, err = finish(process, work)
         outcome.check(code == 130, f"exit {code}, not 130")
         check_stderr(outcome, err)
