@@ -18,7 +18,7 @@ import numpy as np
 import orjson
 
 from .errors import PoseCliError, UsageError
-from .outputs import is_stream, write_atomic, write_stdout
+from .outputs import is_device_or_pipe, write_atomic, write_stdout
 from .outputs import temp_file_beside as temp_file_beside  # re-exported
 from .outputs import temp_files_of as temp_files_of  # re-exported
 from .skeleton import COCO17_NAMES, COCO17_SKELETON, coco18_to_coco17
@@ -173,7 +173,7 @@ def check_output_path(out: str | Path, stream_ok: bool = True) -> None:
     if str(out) == "-":
         return
     path = Path(out)
-    if is_stream(path):
+    if is_device_or_pipe(path):
         if stream_ok:
             return
         raise UsageError(f"output {path} is not a regular file (a device or pipe): "

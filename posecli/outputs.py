@@ -200,7 +200,7 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-def is_stream(path: Path) -> bool:
+def is_device_or_pipe(path: Path) -> bool:
     """Whether ``path`` exists and is not a regular file (``/dev/null``, ``/dev/stdout``, a
     named pipe): an output there is written directly, never replaced by a rename."""
     try:
@@ -213,8 +213,8 @@ class PendingFile:
     """A file being written: a temporary file beside ``dest`` (see :func:`temp_file_beside`)
     until :meth:`commit` renames it to ``dest``.
 
-    When ``dest`` is a device or a named pipe (:func:`is_stream`) the bytes go to
-    it directly (``tmp`` is None): a rename would replace ``/dev/null`` itself.
+    When ``dest`` is a device or a named pipe (:func:`is_device_or_pipe`) the bytes
+    go to it directly (``tmp`` is None): a rename would replace ``/dev/null`` itself.
     Every failure to write, flush or rename raises PoseCliError (one line naming
     ``dest``); :meth:`discard` removes the temporary file, :meth:`retract` the
     committed file.
@@ -225,7 +225,7 @@ class PendingFile:
         self._fd: int | None
         self.tmp: Path | None
         self.committed = False
-        if is_stream(self.dest):
+        if is_device_or_pipe(self.dest):
             try:
                 self._fd, self.tmp = os.open(self.dest, os.O_WRONLY | _CLOEXEC), None
             except OSError as exc:
