@@ -330,19 +330,22 @@ def _result(future: Future[Any]) -> Any:
 def run_video_to_sinks(reader: VideoReader, model: PoseModel, estimator: Estimator,
                        sinks: Sequence[Sink], on_batch: Callable[[int], None] = lambda n: None,
                        options: dict[str, Any] | None = None,
-                       keep_incomplete: bool = True) -> VideoRun:
+                       keep_incomplete: bool = True,
+                       source_record: dict[str, Any] | None = None) -> VideoRun:
     """process_video, then finish every sink with the run's info block.
 
-    An interrupted run is finished as incomplete when ``keep_incomplete``, else
-    its outputs are discarded and KeyboardInterrupt propagates. On any error
-    every sink discards its output, so nothing partial is left behind.
+    ``options`` joins ``info.options``; ``source_record`` (what batch records of
+    the input: size, digest) joins ``info.source``. An interrupted run is finished
+    as incomplete when ``keep_incomplete``, else its outputs are discarded and
+    KeyboardInterrupt propagates. On any error every sink discards its output, so
+    nothing partial is left behind.
     """
     try:
         run = process_video(reader, estimator, sinks, on_batch)
         if not (run.complete or keep_incomplete):
             raise KeyboardInterrupt
-        info = run_info(model, estimator, source_info(reader), run.frames_processed,
-                        run.complete, options)
+        info = run_info(model, estimator, {**source_info(reader), **(source_record or {})},
+                        run.frames_processed, run.complete, options)
         for sink in sinks:
             sink.finish(info)
     except BaseException:

@@ -31,7 +31,6 @@ from .provenance import Provenance, source_record
 
 if TYPE_CHECKING:
     from ..pipeline import Estimator, PoseModel
-    from ..sinks import Sink
     from ..track.params import TrackParams
 
 #: Runs one job into its outputs; returns (frames, people).
@@ -102,12 +101,12 @@ class VideoJobRunner:
             except OSError as exc:
                 raise InputError(f"cannot read {job.source}: {error_reason(exc)}") from None
             counter = PeopleCounter()
-            outputs = [_SourceRecorded(sink, record)
-                       for sink in open_outputs(self.fmt, job.output, job.render, reader.info)]
+            outputs = open_outputs(self.fmt, job.output, job.render, reader.info)
             sinks = [*tracked(outputs, self.tracking), counter]
             run = run_video_to_sinks(reader, self.model, self.estimator, sinks,
                                      lambda frames: self.on_frames(frames),
-                                     self.options(), keep_incomplete=False)
+                                     self.options(), keep_incomplete=False,
+                                     source_record=record)
         if self.frames is not None and run.frames_processed == 0 and self.on_warning:
             self.on_warning(nothing_selected(self.frames, run.info.frame_count, job.source))
         return run.frames_processed, counter.people
@@ -117,23 +116,6 @@ def nothing_selected(frames: str, frame_count: int | None, source: str | Path) -
     """The warning for a ``--frames`` that selected no frame of ``source``."""
     of = f"the {frame_count} frames" if frame_count is not None else "the frames"
     return f"--frames {frames} selects none of {of} of {source}: its output holds no frames"
-
-
-class _SourceRecorded:
-    """A sink whose output's ``info.source`` also holds ``record`` (the input's size
-    and digest); otherwise the sink itself."""
-
-    def __init__(self, sink: Sink, record: dict[str, Any]) -> None:
-        self.sink, self.record = sink, record
-
-    def add(self, batch: Any, frames: list[Any]) -> None:
-        self.sink.add(batch, frames)
-
-    def finish(self, info: dict[str, Any]) -> None:
-        self.sink.finish({**info, "source": {**info["source"], **self.record}})
-
-    def discard(self) -> None:
-        self.sink.discard()
 
 
 @dataclass(frozen=True)
