@@ -34,7 +34,7 @@ from .model import PoseNet
 from .parse import ParseParams, Person, parse_batch
 from .precision import cast_network, device_kind, resolve_precision
 from .preprocess import Geometry, check_net_height, plan_geometry, preprocess
-from .sinks import Sink
+from .sinks import OutputGroup, Sink
 from .video import FrameBatch, VideoInfo, VideoReader, read_image
 from .weights.load import LoadedWeights, build_model, load_weights
 from .weights.metadata import public_metadata
@@ -332,7 +332,8 @@ def run_video_to_sinks(reader: VideoReader, model: PoseModel, estimator: Estimat
                        options: dict[str, Any] | None = None,
                        keep_incomplete: bool = True,
                        source_record: dict[str, Any] | None = None) -> VideoRun:
-    """process_video, then finish every sink with the run's info block.
+    """process_video, then finish the sinks, as one :class:`OutputGroup` (every output
+    written before any is renamed into place), with the run's info block.
 
     ``options`` joins ``info.options``; ``source_record`` (what batch records of
     the input: size, digest) joins ``info.source``. An interrupted run is finished
@@ -340,17 +341,16 @@ def run_video_to_sinks(reader: VideoReader, model: PoseModel, estimator: Estimat
     KeyboardInterrupt propagates. On any error every sink discards its output, so
     nothing partial is left behind.
     """
+    outputs = OutputGroup(list(sinks))
     try:
-        run = process_video(reader, estimator, sinks, on_batch)
+        run = process_video(reader, estimator, [outputs], on_batch)
         if not (run.complete or keep_incomplete):
             raise KeyboardInterrupt
         info = run_info(model, estimator, {**source_info(reader), **(source_record or {})},
                         run.frames_processed, run.complete, options)
-        for sink in sinks:
-            sink.finish(info)
+        outputs.finish(info)
     except BaseException:
-        for sink in sinks:
-            sink.discard()
+        outputs.discard()
         raise
     return run
 

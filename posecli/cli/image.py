@@ -76,7 +76,7 @@ def image(
         run_info,
     )
     from ..render import StillRenderSink
-    from ..sinks import PeopleCounter, check_format, open_sink
+    from ..sinks import OutputGroup, PeopleCounter, check_format, open_sink
     from ..stills import plan_renders
 
     params = parse_params(smoothing_sigma, peak_threshold, paf_samples, paf_threshold,
@@ -112,14 +112,14 @@ def image(
         if renders is not None:
             sinks.append(StillRenderSink(renders))
         started = time.monotonic()
+        outputs = OutputGroup(sinks)
         try:
-            done = process_images(chain([first], images), estimator, sinks, progress.advance)
+            done = process_images(chain([first], images), estimator, [outputs],
+                                  progress.advance)
             info = run_info(model, estimator, {"paths": list(inputs), "failed": failed}, done)
-            for sink in sinks:
-                sink.finish(info)
+            outputs.finish(info)
         except BaseException:
-            for sink in sinks:
-                sink.discard()
+            outputs.discard()
             raise
     if not quiet:
         written = [out] if render is None else [out, f"{render}/"]

@@ -9,34 +9,24 @@ sinks it feeds: every output, the rendered video included, sees tracked people.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from ..formats import FrameResult
-from ..sinks import Sink
+from ..sinks import OutputGroup, Sink
 from ..video import FrameBatch
 from .frames import FrameTracker
 from .params import TrackParams
 
 
-class TrackingStage(Sink):
-    """Tracks each batch's frames, then hands them to ``sinks``."""
+class TrackingStage(OutputGroup):
+    """Tracks each batch's frames, then hands them to ``sinks`` (which finish, or are
+    discarded, together as an :class:`OutputGroup`)."""
 
     def __init__(self, params: TrackParams, sinks: Sequence[Sink]) -> None:
+        super().__init__(list(sinks))
         self.tracker = FrameTracker(params)
-        self.sinks = list(sinks)
 
     def add(self, batch: FrameBatch, frames: list[FrameResult]) -> None:
-        tracked = [self.tracker(frame) for frame in frames]
-        for sink in self.sinks:
-            sink.add(batch, tracked)
-
-    def finish(self, info: dict[str, Any]) -> None:
-        for sink in self.sinks:
-            sink.finish(info)
-
-    def discard(self) -> None:
-        for sink in self.sinks:
-            sink.discard()
+        super().add(batch, [self.tracker(frame) for frame in frames])
 
 
 def tracked(sinks: Sequence[Sink], params: TrackParams | None) -> list[Sink]:
