@@ -20,7 +20,7 @@ from conftest import TINY, save_png, write_video
 from test_cli import assert_one_line_error, run_cli
 
 from posecli import outputs
-from posecli.batch.runner import is_complete
+from posecli.batch import is_complete
 from posecli.errors import PoseCliError, UsageError
 from posecli.outputs import HOST, check_distinct, temp_files_of
 from posecli.readers import read_poses

@@ -25,11 +25,10 @@ from .plan import (
     plan_jobs,
     prepare_dir,
 )
-from .provenance import Provenance, output_info, source_record
+from .provenance import Provenance, is_complete, output_info, source_record
 from .runner import (
     RunnerSpec,
     VideoJobRunner,
-    is_complete,
     local_engine,
     run_batch,
     run_job,

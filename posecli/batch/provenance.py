@@ -55,8 +55,8 @@ def source_record(path: Path) -> dict[str, Any]:
 def read_json(path: Path) -> Any:
     """The JSON value in the file at ``path``; None when unreadable or not JSON."""
     try:
-        return orjson.loads(path.read_bytes())
-    except (OSError, orjson.JSONDecodeError):
+        return _json_value(path.read_bytes())
+    except OSError:
         return None
 
 
@@ -71,10 +71,56 @@ def output_info(path: Path) -> dict[str, Any] | None:
         record = read_json(path.with_name(path.name + ".info.json"))
     else:
         record = read_json(path)
+    return _posecli_info(record)
+
+
+def _posecli_info(record: Any) -> dict[str, Any] | None:
+    """``record["info"]`` when it is a posecli info block, else None."""
     info = record.get("info") if isinstance(record, dict) else None
     if isinstance(info, dict) and info.get("tool") == "posecli":
         return info
     return None
+
+
+def finished_output(path: Path) -> tuple[bool, dict[str, Any] | None]:
+    """(whether ``path`` is a finished posecli output, its ``info`` block or None),
+    reading the output once.
+
+    Documents must parse and say ``info.complete``; JSON-lines files must end with
+    the trailer line counting their records
+    (:func:`posecli.readers.jsonl_is_complete`); CSV files need their
+    ``.info.json`` sidecar (:func:`posecli.csv_format.csv_is_complete`).
+    """
+    if path.suffix == ".csv":
+        from ..csv_format import csv_is_complete
+
+        return csv_is_complete(path), output_info(path)
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return False, None
+    if path.suffix == ".jsonl":
+        from ..readers import jsonl_is_complete
+
+        record = _json_value(data.rstrip(b"\n").rsplit(b"\n", 1)[-1])
+        return jsonl_is_complete(data), _posecli_info(record)
+    record = _json_value(data)
+    info = record.get("info") if isinstance(record, dict) else None
+    complete = isinstance(info, dict) and info.get("complete") is True
+    return complete, _posecli_info(record)
+
+
+def is_complete(output: Path) -> bool:
+    """Whether ``output`` is a finished posecli output (a half-written one never is):
+    see :func:`finished_output`."""
+    return finished_output(output)[0]
+
+
+def _json_value(data: bytes) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
 
 
 def _last_line(path: Path) -> Any:
@@ -113,15 +159,13 @@ class Provenance:
         """None when ``job``'s outputs can be reused (complete, its render there when
         asked for, and made from this input, these weights and these options); else
         why the job runs (one short phrase, for the manifest)."""
-        from .runner import is_complete
-
         if not job.output.exists():
             return "no output"
-        if not is_complete(job.output):
+        complete, info = finished_output(job.output)
+        if not complete:
             return "output incomplete"
         if job.render is not None and not job.render.is_file():
             return "no render"
-        info = output_info(job.output)
         source = info.get("source") if info is not None else None
         if not isinstance(source, dict) or "sha256_head_tail" not in source:
             return "output has no record of its input (made by an older posecli)"

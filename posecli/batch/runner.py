@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from ..errors import InputError, PoseCliError, error_reason
 from ..parse.params import ParseParams
 from .manifest import BatchReport, JobResult
@@ -150,32 +148,6 @@ class RunnerSpec:
                               on_warning or (lambda message: None), batch_size=self.batch_size)
         return VideoJobRunner(model, estimator, self.fmt, self.batch_size, on_frames, on_warning,
                               self.tracking, self.frames)
-
-
-def is_complete(output: Path) -> bool:
-    """Whether ``output`` is a finished posecli output (a half-written one never is).
-
-    Documents must parse and say ``info.complete``; JSON-lines files must end with
-    the trailer line counting their records
-    (:func:`posecli.readers.jsonl_is_complete`); CSV files need their
-    ``.info.json`` sidecar (:func:`posecli.csv_format.csv_is_complete`).
-    """
-    if output.suffix == ".csv":
-        from ..csv_format import csv_is_complete
-
-        return csv_is_complete(output)
-    try:
-        data = output.read_bytes()
-    except OSError:
-        return False
-    if output.suffix == ".jsonl":
-        from ..readers import jsonl_is_complete
-
-        return jsonl_is_complete(data)
-    try:
-        return orjson.loads(data).get("info", {}).get("complete") is True
-    except (orjson.JSONDecodeError, AttributeError):
-        return False
 
 
 def run_job(job: Job, run_one: RunOne, skip_existing: Provenance | None = None) -> JobResult:
