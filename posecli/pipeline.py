@@ -298,18 +298,24 @@ def process_video(reader: VideoReader, estimator: Estimator, sinks: Sequence[Sin
             done += len(frames)
         on_batch(len(frames))
 
+    def write_oldest() -> None:
+        """Wait for the oldest pending parse, then write its batch (a Ctrl-C while
+        waiting leaves it pending)."""
+        people = _result(pending[0][1])
+        write(pending.popleft()[0], people)
+
     try:
         for batch in reader:
             maps = run_interruptibly(estimator.maps, batch.images)  # batch k-1 parses meanwhile
             if pending:
-                write(pending[0][0], _result(pending.popleft()[1]))
+                write_oldest()
             pending.append((batch, parse_thread.submit(estimator.decode, maps)))
         while pending:
-            write(pending[0][0], _result(pending.popleft()[1]))
+            write_oldest()
     except KeyboardInterrupt:
         try:
             while pending:
-                write(pending[0][0], _result(pending.popleft()[1]))
+                write_oldest()
         except KeyboardInterrupt:
             pass
         return VideoRun(reader.info, done, complete=False)
