@@ -49,7 +49,14 @@ from posecli.families import LIGHTWEIGHT
 from posecli.interrupts import run_interruptibly
 from posecli.lightweight.network import LightweightNet
 from posecli.model import PoseNet
-from posecli.pipeline import Estimator, NetworkMaps, PoseModel, load_model, process_video
+from posecli.pipeline import (
+    Estimator,
+    NetworkMaps,
+    PoseModel,
+    load_model,
+    one_cpu_thread,
+    process_video,
+)
 from posecli.precision import cast_network, native_bf16
 from posecli.sinks import Sink
 from posecli.video import FrameBatch, VideoReader
@@ -164,7 +171,7 @@ def measure_model(model: PoseModel, path: Path, frames: int, batch_size: int,
         e2e_runs.append(Rate(end_to_end))
 
     def parse() -> int:  # on a thread of its own, as process_video runs it
-        with ThreadPoolExecutor(1) as thread:
+        with ThreadPoolExecutor(1, initializer=one_cpu_thread) as thread:
             for batch_maps in maps:
                 thread.submit(estimator.decode, batch_maps).result()
         return count
