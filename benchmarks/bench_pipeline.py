@@ -13,7 +13,10 @@ Prints two tables, titled with the machine (benchmarks/machine.py):
   (``VideoReader``) and end to end (``process_video``: the three overlapped,
   into a sink that discards), each in frames/s, wall ms and CPU ms per frame
   (each stage on the kind of thread process_video runs it on), and end to end
-  as a share of the network alone. Network and end to end are measured in
+  as a share of the network alone. "bound" is what overlap can give at most:
+  the slowest stage's rate, and on a CPU also cores / (the three stages' CPU
+  ms per frame, summed), since overlap only fills idle cores; "e2e / bound"
+  is how much of that the pipeline reaches. Network and end to end are measured in
   alternation, ``--rounds`` times each, and the medians are shown, so a load
   that comes and goes hits both alike.
 * decoding: posecli's ``VideoReader`` against plain threaded PyAV
@@ -25,12 +28,17 @@ weights), ``lightweight`` (Lightweight OpenPose's network with random weights:
 its published checkpoint is not redistributable here, and speed does not depend
 on the weights' values; its maps from random weights make the decoding's work
 unrepresentative) and ``cmu`` (the full CMU network, random weights; likewise).
+So each of these two gets a second row, "demo's maps parsed": its network runs
+as measured, and its parse gets the demo model's maps of the same frames (a real
+scene, about 19 people per frame on vtest.avi), the load a trained model's parse
+would put beside the network (the demo model first: ``--models`` in that order).
 Precisions: fp32, bf16 where the device has it natively, fp16 on CUDA.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -100,7 +108,7 @@ def posecli_reader(path: Path, batch_size: int = 8, frames: slice | None = None)
     count = 0
     with VideoReader(str(path), batch_size, frames) as reader:
         for batch in reader:
-            count += len(batch.indices)
+            count += len(batch)
     return count
 
 
@@ -142,24 +150,48 @@ class _Discard(Sink):
         pass
 
 
+class SceneMaps(Estimator):
+    """An Estimator whose network runs as usual but whose parse gets ``scene``'s maps,
+    in turn (one per batch, in order): maps of a real scene for a network with random
+    weights, whose own maps are noise (a parse's worst case, not a scene's)."""
+
+    def __init__(self, model: PoseModel, net_height: int, scene: list[NetworkMaps]) -> None:
+        super().__init__(model, net_height)
+        self.scene, self.calls = scene, 0
+
+    def maps(self, frames) -> NetworkMaps:
+        super().maps(frames)
+        self.calls += 1
+        return self.scene[(self.calls - 1) % len(self.scene)]
+
+
 def measure_model(model: PoseModel, path: Path, frames: int, batch_size: int,
-                  net_height: int, rounds: int) -> dict[str, Rate]:
-    """Frames/s of the network, the parse and end to end on ``path``'s first frames."""
-    estimator = Estimator(model, net_height)
+                  net_height: int, rounds: int,
+                  scene: list[NetworkMaps] | None = None
+                  ) -> tuple[dict[str, Rate], list[NetworkMaps]]:
+    """Frames/s of the network, the parse and end to end on ``path``'s first frames
+    (parsing ``scene``'s maps instead of the network's when given: see SceneMaps),
+    and the maps the parse got, one per batch."""
+    estimator = (Estimator(model, net_height) if scene is None
+                 else SceneMaps(model, net_height, scene))
     with VideoReader(str(path), batch_size, slice(0, frames)) as reader:
-        batches = [FrameBatch(b.images.copy(), b.indices, b.timestamps) for b in reader]
-    count = sum(len(b.indices) for b in batches)
-    run_interruptibly(estimator.maps, batches[0].images)  # warm-up (oneDNN picks kernels)
+        batches = list(reader)
+    count = sum(len(b) for b in batches)
+    run_interruptibly(estimator.maps, batches[0].frames)  # warm-up (oneDNN picks kernels)
     maps: list[NetworkMaps] = []
 
     def network() -> int:  # on worker threads, as process_video runs it
         maps.clear()
+        if scene is not None:
+            estimator.calls = 0
         for batch in batches:
-            maps.append(run_interruptibly(estimator.maps, batch.images))
+            maps.append(run_interruptibly(estimator.maps, batch.frames))
         sync(model.device)
         return count
 
     def end_to_end() -> int:
+        if scene is not None:
+            estimator.calls = 0
         with VideoReader(str(path), batch_size, slice(0, frames)) as reader:
             run = process_video(reader, estimator, [_Discard()])
         sync(model.device)
@@ -176,8 +208,20 @@ def measure_model(model: PoseModel, path: Path, frames: int, batch_size: int,
                 thread.submit(estimator.decode, batch_maps).result()
         return count
 
-    return {"network": median(network_runs), "parse": Rate(parse),
-            "end to end": median(e2e_runs)}
+    return ({"network": median(network_runs), "parse": Rate(parse),
+             "end to end": median(e2e_runs)}, list(maps))
+
+
+def bound(network: Rate, parse: Rate, decode: Rate, device: torch.device) -> float:
+    """The most frames/s the three stages can give overlapped: no more than the slowest
+    stage alone (the parse runs on one thread), and on a CPU no more than the cores
+    can do: cores / (the stages' CPU seconds per frame, summed)."""
+    limit = min(network.fps, parse.fps, decode.fps)
+    if device.type == "cpu":
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+            os.cpu_count() or 1)
+        limit = min(limit, cores * 1000 / (network.cpu_ms + parse.cpu_ms + decode.cpu_ms))
+    return limit
 
 
 def cell(result: Rate) -> str:
@@ -237,18 +281,29 @@ def main() -> None:
                              f"{args.net_height}, batch {args.batch_size} — {machine}",
                        title_justify="left")
         for column in ("model", "precision", "network", "parse", "decode", "end to end",
-                       "e2e / network"):
+                       "e2e / network", "bound", "e2e / bound"):
             stages.add_column(column, justify="left" if column in ("model", "precision")
                               else "right")
+        demo_maps: dict[str, list[NetworkMaps]] = {}  # per precision
         for name in args.models.split(","):
             for precision in precisions:
                 model = build(name, device, precision)
-                result = measure_model(model, vtest, frames, args.batch_size,
-                                       args.net_height, args.rounds)
-                stages.add_row(name, precision, cell(result["network"]), cell(result["parse"]),
-                               cell(reader), cell(result["end to end"]),
-                               f"{result['end to end'].fps / result['network'].fps:.0%}")
-                console.print(f"measured {name} {precision}", style="dim")
+                runs = [(name, None)]
+                if name != "demo" and precision in demo_maps:
+                    runs.append((f"{name}, demo's maps parsed", demo_maps[precision]))
+                for label, scene in runs:
+                    result, maps = measure_model(model, vtest, frames, args.batch_size,
+                                                 args.net_height, args.rounds, scene)
+                    if name == "demo":
+                        demo_maps[precision] = maps
+                    e2e = result["end to end"].fps
+                    limit = bound(result["network"], result["parse"], reader, device)
+                    stages.add_row(label, precision, cell(result["network"]),
+                                   cell(result["parse"]), cell(reader),
+                                   cell(result["end to end"]),
+                                   f"{e2e / result['network'].fps:.0%}", f"{limit:.1f}",
+                                   f"{e2e / limit:.0%}")
+                    console.print(f"measured {label} {precision}", style="dim")
     console.print(stages)
     console.print("cells: frames/s · wall ms per frame · CPU ms per frame (all threads)")
     console.print(decode)

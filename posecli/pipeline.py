@@ -177,16 +177,18 @@ class Estimator:
             on_warning("the parse options (--peak-threshold, --min-parts ...) do not apply to "
                        "the Lightweight OpenPose decoding, which uses its published constants")
 
-    def __call__(self, images: np.ndarray) -> list[list[Person]]:
-        """N x H x W x 3 uint8 RGB frames of one size -> the people of each frame."""
-        return self.decode(self.maps(images))
+    def __call__(self, frames: np.ndarray | Sequence[np.ndarray]) -> list[list[Person]]:
+        """N H x W x 3 uint8 RGB frames of one size (an N x H x W x 3 array, or a
+        sequence of arrays) -> the people of each frame."""
+        return self.decode(self.maps(frames))
 
     @torch.inference_mode()
-    def maps(self, images: np.ndarray) -> NetworkMaps:
-        """The network half: N x H x W x 3 uint8 RGB frames of one size -> their maps."""
+    def maps(self, frames: np.ndarray | Sequence[np.ndarray]) -> NetworkMaps:
+        """The network half: N H x W x 3 uint8 RGB frames of one size -> their maps."""
         spec = self.model.family.input
-        geometry = plan_geometry(images.shape[1], images.shape[2], self.net_height, spec.stride)
-        net_input = preprocess(images, geometry, self.model.device, spec)
+        height, width = np.shape(frames[0])[:2]
+        geometry = plan_geometry(height, width, self.net_height, spec.stride)
+        net_input = preprocess(frames, geometry, self.model.device, spec)
         heatmaps, pafs = self._predict(net_input)
         return NetworkMaps(heatmaps, pafs, geometry)
 
@@ -252,7 +254,7 @@ def estimate(frames: np.ndarray | Sequence[np.ndarray], model: PoseModel, *,
     estimator = Estimator(model, net_height, params, decoder=decoder, batch_size=batch_size)
     people: list[list[Person]] = []
     for group in _same_size_groups(list(frames), batch_size):
-        people.extend(estimator(np.stack(group)))
+        people.extend(estimator(group))
     return people
 
 
@@ -286,7 +288,7 @@ def process_video(reader: VideoReader, estimator: Estimator, sinks: Sequence[Sin
     batch k+1 while a parse thread (on one CPU thread: see :func:`one_cpu_thread`)
     decodes batch k's maps into people, and the sinks get each batch, in order,
     on this thread once its parse is done. The
-    people are exactly those of ``estimator(batch.images)`` batch by batch (the
+    people are exactly those of ``estimator(batch.frames)`` batch by batch (the
     parse keeps no state between batches).
 
     Ctrl-C (or SIGTERM, which the CLI maps to it) stops at once, even in the
@@ -303,8 +305,7 @@ def process_video(reader: VideoReader, estimator: Estimator, sinks: Sequence[Sin
 
     def write(batch: FrameBatch, people: list[list[Person]]) -> None:
         nonlocal done
-        height, width = batch.images.shape[1:3]
-        frames = [FrameResult(int(index), float(timestamp), width, height,
+        frames = [FrameResult(int(index), float(timestamp), batch.width, batch.height,
                               f"{name}#{int(index)}", found)
                   for index, timestamp, found in zip(batch.indices, batch.timestamps, people)]
         with signals_held():  # what the sinks hold and the count always agree
@@ -321,7 +322,7 @@ def process_video(reader: VideoReader, estimator: Estimator, sinks: Sequence[Sin
 
     try:
         for batch in reader:
-            maps = run_interruptibly(estimator.maps, batch.images)  # batch k-1 parses meanwhile
+            maps = run_interruptibly(estimator.maps, batch.frames)  # batch k-1 parses meanwhile
             if pending:
                 write_oldest()
             pending.append((batch, parse_thread.submit(estimator.decode, maps)))
@@ -419,7 +420,7 @@ def process_images(images: Iterable[tuple[int, str, np.ndarray]], estimator: Est
     done = 0
     for index, name, image in images:
         people = estimator(image[None])[0]
-        batch = FrameBatch(image[None], np.array([index]), np.zeros(1))
+        batch = FrameBatch((image,), np.array([index]), np.zeros(1))
         frame = FrameResult(index, 0.0, image.shape[1], image.shape[0], name, people)
         for sink in sinks:
             sink.add(batch, [frame])

@@ -10,6 +10,7 @@ Other model families say what they expect in their
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,19 +68,18 @@ def check_net_height(net_height: int, stride: int = STRIDE) -> None:
         raise UsageError(f"bad --net-height {net_height}: expected {2 * stride}..4096 pixels")
 
 
-def preprocess(images: np.ndarray | torch.Tensor, geometry: Geometry,
+def preprocess(frames: np.ndarray | torch.Tensor | Sequence[np.ndarray], geometry: Geometry,
                device: torch.device | str = "cpu", spec: InputSpec = CMU.input) -> torch.Tensor:
-    """N x H x W x 3 uint8 RGB frames -> N x 3 x padded_h x padded_w float32 network input.
+    """N frames of H x W x 3 uint8 RGB -> N x 3 x padded_h x padded_w float32 network input.
 
+    ``frames``: an N x H x W x 3 array or tensor, or a sequence of N H x W x 3 arrays
+    (each is converted straight into the float batch: no uint8 copy of the batch).
     Resizing is bicubic without antialiasing (OpenCV INTER_CUBIC semantics, as the
     reference implementation), on ``device``. ``spec`` is the network's input
     (the loaded model's ``family.input``): channel order, value = (pixel - mean)
     * scale, and the value of the padding; the default is the CMU model's.
     """
-    x = torch.as_tensor(images).to(device, non_blocking=True)
-    if x.ndim != 4 or x.shape[-1] != 3:
-        raise ValueError(f"expected N x H x W x 3 frames, got {tuple(x.shape)}")
-    x = x.permute(0, 3, 1, 2).float()
+    x = _float_batch(frames, device)
     if spec.channel_order == "BGR":
         x = x[:, [2, 1, 0]]
     if (x.shape[2], x.shape[3]) != (geometry.resized_height, geometry.resized_width):
@@ -89,3 +89,21 @@ def preprocess(images: np.ndarray | torch.Tensor, geometry: Geometry,
     pad_h = geometry.padded_height - geometry.resized_height
     pad_w = geometry.padded_width - geometry.resized_width
     return F.pad(x, (0, pad_w, 0, pad_h), value=spec.pad_value).contiguous()
+
+
+def _float_batch(frames: np.ndarray | torch.Tensor | Sequence[np.ndarray],
+                 device: torch.device | str) -> torch.Tensor:
+    """N x 3 x H x W float32 pixel values (0..255) on ``device``."""
+    if isinstance(frames, (np.ndarray, torch.Tensor)):
+        x = torch.as_tensor(frames)
+        if x.ndim != 4 or x.shape[-1] != 3:
+            raise ValueError(f"expected N x H x W x 3 frames, got {tuple(x.shape)}")
+        return x.to(device, non_blocking=True).permute(0, 3, 1, 2).float()
+    shapes = {np.shape(frame) for frame in frames}
+    if len(shapes) != 1 or len(next(iter(shapes))) != 3 or next(iter(shapes))[2] != 3:
+        raise ValueError(f"expected frames of one H x W x 3 size, got {sorted(shapes)}")
+    height, width, _ = next(iter(shapes))
+    x = torch.empty(len(frames), 3, height, width, device=device)
+    for k, frame in enumerate(frames):
+        x[k] = torch.from_numpy(frame).to(device, non_blocking=True).permute(2, 0, 1)
+    return x

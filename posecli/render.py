@@ -220,7 +220,7 @@ class StillRenderSink(Sink):
         self.written: list[Path] = []
 
     def add(self, batch: FrameBatch, frames: list[FrameResult]) -> None:
-        for image, frame in zip(batch.images, frames):
+        for image, frame in zip(batch.frames, frames):
             dest = self.renders[frame.frame_index]
             write_still(dest, draw_poses(image, frame.people))
             self.written.append(dest)
@@ -300,8 +300,8 @@ class RenderSink(Sink):
 
     def add(self, batch: FrameBatch, frames: list[FrameResult]) -> None:
         """Queue a batch for drawing and encoding (in order)."""
-        if len(frames) != len(batch.images):
-            raise ValueError(f"{len(frames)} results for {len(batch.images)} frames")
+        if len(frames) != len(batch):
+            raise ValueError(f"{len(frames)} results for {len(batch)} frames")
         self._check()
         if self._video_tmp is None:
             raise PoseCliError(f"video {self.dest} was already finished or discarded")
@@ -309,7 +309,7 @@ class RenderSink(Sink):
             self._worker = threading.Thread(target=self._work, daemon=True,
                                             name=f"posecli-render {self.dest.name}")
             self._worker.start()
-        self._put((batch.images, [(f.timestamp, f.people) for f in frames]))
+        self._put((batch.frames, [(f.timestamp, f.people) for f in frames]))
 
     def prepare(self, info: dict[str, Any] | None = None) -> None:
         """Encode what is queued, add the audio, and flush the finished video to disk
