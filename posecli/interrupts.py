@@ -17,7 +17,9 @@ Two tools for the main thread's processing loop:
 * :func:`signals_held` holds SIGINT/SIGTERM for a short block (handing a
   batch to the sinks and counting it) and delivers them when it ends, so an
   interrupted run never reports a different number of frames than it wrote and
-  never leaves half a JSON line on stdout.
+  never leaves half a JSON line on stdout; or, once every frame is processed,
+  while the outputs are written, so that a Ctrl-C then cannot throw the whole
+  run away (the caller reports it once they are in place).
 """
 
 from __future__ import annotations
@@ -75,17 +77,19 @@ def run_interruptibly(function: Callable[[Argument], Any], argument: Argument) -
 
 
 @contextmanager
-def signals_held() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM inside the block; deliver the first one held when it ends.
+def signals_held(deliver: bool = True) -> Iterator[list[int]]:
+    """Hold SIGINT and SIGTERM inside the block; yields the list of the signals held.
 
-    Delivery uses the handlers that were in place before (so Ctrl-C still becomes
-    KeyboardInterrupt, and an unhandled SIGTERM still ends the process). Outside
-    the main thread, where handlers cannot be changed, this does nothing.
+    When the block ends the first one held is delivered (``deliver``), with the
+    handlers that were in place before (so Ctrl-C still becomes KeyboardInterrupt,
+    and an unhandled SIGTERM still ends the process), or left to the caller, who
+    reads the list. Outside the main thread, where handlers cannot be changed,
+    this does nothing (the list stays empty).
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
     held: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield held
+        return
     previous: dict[int, Any] = {}
     try:
         for signum in HELD_SIGNALS:
@@ -94,11 +98,11 @@ def signals_held() -> Iterator[None]:
                 continue
             previous[signum] = handler  # recorded first, so a signal right now restores it
             signal.signal(signum, lambda received, frame: held.append(received))
-        yield
+        yield held
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        if held:
+        if held and deliver:
             signal.raise_signal(held[0])
 
 
@@ -159,10 +163,15 @@ def leave(code: int) -> None:
     After an interrupt (or with an abandoned network call still running) the
     process ends at once with ``os._exit``: interpreter shutdown would stop that
     thread inside torch's C++ code and abort ("terminate called without an
-    active exception"). A signal arriving from here on is only counted.
+    active exception"). A signal arriving from here on is ignored.
     """
     closing()
     busy = any(t.name == ESTIMATE_THREAD and t.is_alive() for t in threading.enumerate())
+    if threading.current_thread() is threading.main_thread():
+        # Interpreter shutdown puts the default handlers back, and a signal would then
+        # end the process silently: from here on, signals are ignored.
+        for signum in HELD_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
     if interrupt_count() or busy:
         for stream in (sys.stdout, sys.stderr):
             try:

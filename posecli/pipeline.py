@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -273,11 +273,14 @@ def _same_size_groups(frames: list[np.ndarray], size: int) -> Iterator[list[np.n
 
 @dataclass(frozen=True)
 class VideoRun:
-    """How a video run ended: frames processed, and whether it was interrupted."""
+    """How a video run ended: frames processed, whether every selected frame was
+    (``complete``), and whether a signal came while the outputs were being written
+    (``interrupted_writing``: they were finished first)."""
 
     info: VideoInfo
     frames_processed: int
     complete: bool
+    interrupted_writing: bool = False
 
 
 def process_video(reader: VideoReader, estimator: Estimator, sinks: Sequence[Sink],
@@ -357,6 +360,9 @@ def run_video_to_sinks(reader: VideoReader, model: PoseModel, estimator: Estimat
     """process_video, then finish the sinks, as one :class:`OutputGroup` (every output
     written before any is renamed into place), with the run's info block.
 
+    A SIGINT or SIGTERM while the outputs are written does not stop the writing: it
+    is held, and reported as ``interrupted_writing`` once they are in place.
+
     ``options`` joins ``info.options``; ``source_record`` (what batch records of
     the input: size, digest) joins ``info.source``. An interrupted run is finished
     as incomplete when ``keep_incomplete``, else its outputs are discarded and
@@ -370,11 +376,13 @@ def run_video_to_sinks(reader: VideoReader, model: PoseModel, estimator: Estimat
             raise KeyboardInterrupt
         info = run_info(model, estimator, {**source_info(reader), **(source_record or {})},
                         run.frames_processed, run.complete, options)
-        outputs.finish(info)
+        # Every frame is in: a Ctrl-C now waits until the outputs are in place.
+        with signals_held(deliver=False) as held:
+            outputs.finish(info)
     except BaseException:
         outputs.discard()
         raise
-    return run
+    return replace(run, interrupted_writing=bool(held))
 
 
 def source_info(reader: VideoReader) -> dict[str, Any]:

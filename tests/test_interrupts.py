@@ -161,3 +161,60 @@ def test_reader_on_a_stalled_pipe_is_left_behind_after_ctrl_c(signals, tmp_path,
     finally:
         restore()
         release.set()
+
+
+@pytest.mark.parametrize("fmt, suffix", [("coco", "json"), ("jsonl", "jsonl")])
+def test_ctrl_c_while_writing_finishes_the_outputs_first(fmt, suffix, small_video, tmp_path,
+                                                         monkeypatch, capsys):
+    """A Ctrl-C once every frame is processed, while the output is written, does not
+    throw the run away: the output is finished and in place, marked complete, and the
+    command says so in one line (exit 130)."""
+    from posecli.cli import main
+    from posecli.sinks import OutputGroup
+
+    real_prepare = OutputGroup.prepare
+
+    def prepare_interrupted(self, info):
+        signal.raise_signal(signal.SIGINT)  # the handler runs now: held, not raised
+        real_prepare(self, info)
+
+    monkeypatch.setattr(OutputGroup, "prepare", prepare_interrupted)
+    out = tmp_path / f"o.{suffix}"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["video", str(small_video), "--out", str(out), "--format", fmt,
+              "--weights", "demo", "--net-height", "96", "-q"])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 130
+    assert err == f"posecli: error: interrupted while writing: all 6 frames written to {out}"
+    if fmt == "coco":
+        document = orjson.loads(out.read_bytes())
+        assert document["info"]["complete"] is True and len(document["images"]) == 6
+    else:
+        records = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+        assert records[-1]["complete"] is True and records[-1]["frames"] == 6
+    assert not list(tmp_path.glob(".*part*"))
+
+
+def test_signal_after_the_outputs_are_in_place_is_only_counted(small_video, tmp_path,
+                                                               monkeypatch, capsys):
+    """Once the outputs are in place (the reader closing, the summary line), a Ctrl-C
+    has nothing left to stop: the run ends as finished, not "no output written"."""
+    from posecli.cli import video as video_command
+
+    real_summary = video_command.run_summary
+
+    def summary_interrupted(*args, **kwargs):
+        signal.raise_signal(signal.SIGINT)
+        return real_summary(*args, **kwargs)
+
+    monkeypatch.setattr(video_command, "run_summary", summary_interrupted)
+    from posecli.cli import main
+
+    out = tmp_path / "o.json"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["video", str(small_video), "--out", str(out), "--weights", "demo",
+              "--net-height", "96"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 0, err
+    assert "no output written" not in err and "6 frames" in err
+    assert orjson.loads(out.read_bytes())["info"]["complete"] is True

@@ -451,10 +451,11 @@ FIRST_FRAME_CPU_S = 0.0  # set by calibrate()
 
 def make_clips(folder: Path) -> None:
     """Synthetic clips of moving figures (``posecli synth``): one for video runs, three
-    for batches."""
+    for batches. 300 frames, so that a run interrupted by CPU time (see
+    :func:`calibrate`) is still processing frames then, however fast the parse."""
     global CLIP, BATCH_CLIPS
     subprocess.run([*POSECLI, "synth", str(folder), "--images", "1", "--videos", "3",
-                    "--video-frames", "120", "-q"], check=True)
+                    "--video-frames", "300", "-q"], check=True)
     BATCH_CLIPS = sorted((folder / "videos").glob("clip_*.mp4"))
     CLIP = BATCH_CLIPS[0]
 
@@ -467,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="only cases whose name contains TEXT (repeatable)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument("--clip", type=Path, metavar="VIDEO",
-                        help="the video of the video cases (default: a synthetic 120-frame "
+                        help="the video of the video cases (default: a synthetic 300-frame "
                              "clip; a longer one, e.g. vtest.avi, makes finishing slower)")
     args = parser.parse_args(argv)
     tries = 1 if args.quick else args.tries

@@ -83,7 +83,8 @@ class VideoJobRunner:
 
     def __call__(self, job: Job) -> tuple[int, int]:
         """Process ``job``; returns (frames, people). Raises PoseCliError for a bad
-        input and KeyboardInterrupt when interrupted (its outputs are then discarded)."""
+        input and KeyboardInterrupt when interrupted (its outputs are then discarded; a
+        signal while they were being written comes after they are in place)."""
         from ..pipeline import run_video_to_sinks
         from ..sinks import PeopleCounter, open_outputs
         from ..track.stage import tracked
@@ -105,6 +106,8 @@ class VideoJobRunner:
                                      lambda frames: self.on_frames(frames),
                                      self.options(), keep_incomplete=False,
                                      source_record=record)
+        if run.interrupted_writing:  # its outputs are complete and in place: stop after it
+            raise KeyboardInterrupt
         if self.frames is not None and run.frames_processed == 0 and self.on_warning:
             self.on_warning(nothing_selected(self.frames, run.info.frame_count, job.source))
         return run.frames_processed, counter.people

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from ..errors import InputError
+from ..errors import InputError, Interrupted
 from .console import count, progress_bars, run_summary, say, warn
 from .options import (
     DEVICE,
@@ -66,6 +66,7 @@ def image(
     """
     from ..batch import prepare_dir
     from ..formats import check_output_path
+    from ..interrupts import closing, signals_held
     from ..outputs import check_distinct
     from ..pipeline import (
         Estimator,
@@ -117,10 +118,15 @@ def image(
             done = process_images(chain([first], images), estimator, [outputs],
                                   progress.advance)
             info = run_info(model, estimator, {"paths": list(inputs), "failed": failed}, done)
-            outputs.finish(info)
+            with signals_held(deliver=False) as held:  # a Ctrl-C now waits for the outputs
+                outputs.finish(info)
         except BaseException:
             outputs.discard()
             raise
+        closing()  # the outputs are in place: a signal from now on has nothing to stop
+    if held:
+        raise Interrupted(f"interrupted while writing: all {count(done, 'image')} written "
+                          f"to {out}")
     if not quiet:
         written = [out] if render is None else [out, f"{render}/"]
         say(run_summary(done, "image", "images/s", people.people,

@@ -81,6 +81,7 @@ def video(
     Example: posecli video in.mp4 --out poses.json --frames 0:300
     """
     from ..formats import check_output_path
+    from ..interrupts import closing
     from ..outputs import check_distinct
     from ..pipeline import Estimator, load_model, run_video_to_sinks, selected_count
     from ..sinks import CSV, PeopleCounter, check_format, open_outputs
@@ -109,6 +110,7 @@ def video(
             run = run_video_to_sinks(reader, model, estimator, sinks, progress.advance,
                                      {"frames": frames, "realtime": realtime,
                                       **tracking_options(tracking)})
+            closing()  # the outputs are in place: a signal from now on has nothing to stop
     if frames is not None and run.complete and run.frames_processed == 0:
         from ..batch.runner import nothing_selected
 
@@ -116,6 +118,9 @@ def video(
     if not run.complete:
         raise Interrupted(f"interrupted: {run.frames_processed} frames written to {out}, "
                           "marked incomplete")
+    if run.interrupted_writing:
+        raise Interrupted(f"interrupted while writing: all {run.frames_processed} frames "
+                          f"written to {out}")
     if not quiet:
         written = [out] if render is None else [out, str(render)]
         say(run_summary(run.frames_processed, "frame", "fps", people.people,
