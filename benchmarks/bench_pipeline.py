@@ -43,7 +43,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import av
@@ -62,8 +61,8 @@ from posecli.pipeline import (
     NetworkMaps,
     PoseModel,
     load_model,
-    one_cpu_thread,
     process_video,
+    start_parse_thread,
 )
 from posecli.precision import cast_network, native_bf16
 from posecli.sinks import Sink
@@ -203,7 +202,7 @@ def measure_model(model: PoseModel, path: Path, frames: int, batch_size: int,
         e2e_runs.append(Rate(end_to_end))
 
     def parse() -> int:  # on a thread of its own, as process_video runs it
-        with ThreadPoolExecutor(1, initializer=one_cpu_thread) as thread:
+        with start_parse_thread() as thread:
             for batch_maps in maps:
                 thread.submit(estimator.decode, batch_maps).result()
         return count

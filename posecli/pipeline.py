@@ -44,17 +44,29 @@ from .weights.store import resolve_weights
 PARSE_THREAD = "posecli-parse"
 
 
-def one_cpu_thread() -> None:
-    """The parse thread's start: its torch CPU operations run on one thread.
+def start_parse_thread() -> ThreadPoolExecutor:
+    """The thread that parses a batch while the network runs the next one; its torch
+    CPU operations run on one thread, and every other thread keeps its count.
 
-    The network's operations already spread over every core; the parse's are
-    small (a few thousand values each), so splitting them as well only adds a
-    second team of threads that waits for cores the network holds. On 2 cores
-    this took the demo model's parse from 33 to 19 CPU ms per frame (vtest.avi,
-    net height 184) and end to end from 32 to 41 frames/s. The setting is the
-    calling thread's own (OpenMP), so the network keeps its threads.
+    The network's operations already spread over every core; the parse's are small
+    (a few thousand values each), so splitting them as well only adds a second team
+    of threads that waits for cores the network holds. On 2 cores this took the demo
+    model's parse from 33 to 19 CPU ms per frame (vtest.avi, net height 184).
+    ``torch.set_num_threads`` sets the calling thread's count and also the count
+    that threads started later begin with (the network runs on such threads: see
+    ``run_interruptibly``), so that default is put back once the parse thread has
+    taken its own.
     """
+    threads = torch.get_num_threads()
+    pool = ThreadPoolExecutor(1, thread_name_prefix=PARSE_THREAD, initializer=_one_cpu_thread)
+    pool.submit(int).result()  # the initializer has run
+    torch.set_num_threads(threads)
+    return pool
+
+
+def _one_cpu_thread() -> None:
     torch.set_num_threads(1)
+    torch.get_num_threads()  # fixes this thread's count now (torch reads it lazily)
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -288,7 +300,7 @@ def process_video(reader: VideoReader, estimator: Estimator, sinks: Sequence[Sin
     """Run every batch of ``reader`` through ``estimator`` into ``sinks``.
 
     Three stages overlap: the reader's thread decodes ahead, the network runs
-    batch k+1 while a parse thread (on one CPU thread: see :func:`one_cpu_thread`)
+    batch k+1 while a parse thread (on one CPU thread: see :func:`start_parse_thread`)
     decodes batch k's maps into people, and the sinks get each batch, in order,
     on this thread once its parse is done. The
     people are exactly those of ``estimator(batch.frames)`` batch by batch (the
@@ -303,8 +315,7 @@ def process_video(reader: VideoReader, estimator: Estimator, sinks: Sequence[Sin
     name = Path(reader.info.path).name
     done = 0
     pending: deque[tuple[FrameBatch, Future[list[list[Person]]]]] = deque()
-    parse_thread = ThreadPoolExecutor(1, thread_name_prefix=PARSE_THREAD,
-                                      initializer=one_cpu_thread)
+    parse_thread = start_parse_thread()
 
     def write(batch: FrameBatch, people: list[list[Person]]) -> None:
         nonlocal done

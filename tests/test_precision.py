@@ -139,10 +139,12 @@ def test_parse_overlaps_the_next_batch_and_gives_the_sequential_people():
     model = load_model("demo", "cpu", "fp32")
     estimator = Estimator(model, 128)
     network_started = [threading.Event() for _ in range(3)]
-    parsed_on, calls = [], {"maps": 0, "decode": 0}
+    parsed_on, calls, network_threads = [], {"maps": 0, "decode": 0}, []
+    threads = torch.get_num_threads()
     real_maps, real_decode = estimator.maps, estimator.decode
 
     def maps(images):
+        network_threads.append(torch.get_num_threads())
         network_started[calls["maps"]].set()
         calls["maps"] += 1
         return real_maps(images)
@@ -162,7 +164,8 @@ def test_parse_overlaps_the_next_batch_and_gives_the_sequential_people():
     assert run.complete and run.frames_processed == 20 and calls == {"maps": 3, "decode": 3}
     # On its own thread, whose torch CPU operations run on one thread (the network's
     # operations keep theirs).
-    assert all(name.startswith(PARSE_THREAD) and threads == 1 for name, threads in parsed_on)
+    assert all(name.startswith(PARSE_THREAD) and n == 1 for name, n in parsed_on)
+    assert network_threads == [threads] * 3 and torch.get_num_threads() == threads
     with VideoReader(clip, 8) as reader:
         batches = list(reader)
     sequential = [people for batch in batches for people in Estimator(model, 128)(batch.images)]
