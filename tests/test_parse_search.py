@@ -92,6 +92,38 @@ def test_tiled_search_finds_exactly_the_peaks_of_the_whole_smoothed_maps(
         np.testing.assert_allclose(value.numpy(), smoothed[tuple(found.numpy().T)], atol=1e-6)
 
 
+@pytest.mark.parametrize("height, width, net_height", GEOMETRIES)
+def test_strict_search_finds_exactly_lightweights_peaks(height, width, net_height):
+    """The strict form (Lightweight OpenPose's peaks: > the four neighbours, >= the
+    threshold), on maps upsampled without smoothing, against the whole maps."""
+    geometry = plan_geometry(height, width, net_height)
+    a, b, _, _ = map_operators(geometry, 0.0)
+    tiles = smoothing_tiles(a, b)
+    parts = NUM_PARTS if height * width < 10**6 else 3
+    maps = random_fields(geometry, np.random.default_rng(height + 1))[0][:parts]
+    full = smooth(maps, a, b)
+    padded = np.pad(full, ((0, 0), (1, 1), (1, 1)))
+    centre = padded[:, 1:-1, 1:-1]
+    slack = np.min([centre - padded[:, :-2, 1:-1], centre - padded[:, 2:, 1:-1],
+                    centre - padded[:, 1:-1, :-2], centre - padded[:, 1:-1, 2:]], axis=0)
+    for threshold in (0.1, 0.4):
+        expected = np.argwhere((slack > 0) & (centre >= threshold))
+        margin = np.minimum(np.abs(slack), np.abs(centre - threshold))
+        assert len(expected) >= 5
+        found, value = smoothed_maxima(torch.from_numpy(maps), tiles, threshold, strict=True)
+        assert_same_peaks(found.numpy(), expected, margin)
+        np.testing.assert_allclose(value.numpy(), full[tuple(found.numpy().T)], atol=1e-6)
+
+
+def test_strict_search_gives_no_plateau_and_includes_the_threshold():
+    maps = torch.zeros(1, 5, 6)
+    maps[0, 2, 2:4] = 0.5  # a plateau of two pixels: neither is a peak
+    maps[0, 0, 5] = 0.1  # exactly the threshold, in a corner: a peak
+    identity = smoothing_tiles(np.eye(5), np.eye(6))
+    assert smoothed_maxima(maps, identity, 0.1, strict=True)[0].tolist() == [[0, 0, 5]]
+    assert smoothed_maxima(maps, identity, 0.1)[0].tolist() == [[0, 2, 2], [0, 2, 3]]
+
+
 @pytest.mark.parametrize("height, width, net_height", GEOMETRIES[:3])
 def test_tile_bounds_hold_and_prune_most_tiles(height, width, net_height):
     """Every tile's bound is >= the largest smoothed value in the tile (the tiles

@@ -39,21 +39,19 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..parse.affinity import (
     PAIR_CHUNK,
     AffinityOperators,
     LimbSamples,
-    affinity_operators,
     field_reader,
     projections,
 )
 from ..parse.assemble import COUNT, TOTAL
 from ..parse.limbs import Candidates, Connections, enumerate_pairs, greedy_match
-from ..parse.parse import person_from_row
+from ..parse.parse import parse_operators, person_from_row, without_negligible
 from ..parse.peaks import Peaks
-from ..parse.resample import map_operators
+from ..parse.tiles import SmoothingTiles, smoothed_maxima, smoothing_tiles
 from ..person import Person
 from ..preprocess import Geometry
 from ..skeleton import LIMBS, NUM_HEATMAPS, NUM_PAFS, NUM_PARTS
@@ -104,27 +102,31 @@ def decode_batch(heatmaps: torch.Tensor, pafs: torch.Tensor,
 def decode_frame(heatmaps: torch.Tensor, pafs: torch.Tensor, geometry: Geometry,
                  decoding: LightweightDecoding) -> list[Person]:
     """People of one frame: heatmaps 19 x h x w, pafs 38 x h x w (see decode_batch)."""
-    a, b = map_operators(geometry, 0.0)[:2]
-    operators = affinity_operators(a, b, heatmaps.device)
-    rows, cols = operators.rows, torch.from_numpy(b).to(heatmaps.device)
-    full = rows @ heatmaps[:NUM_PARTS].float() @ cols.T  # 18 x H x W, not smoothed
-    peaks = find_peaks(full, decoding)
+    operators = parse_operators(geometry, 0.0, heatmaps.device)  # upsampling, no smoothing
+    heatmaps, pafs = without_negligible(heatmaps[:NUM_PARTS]), without_negligible(pafs)
+    peaks = find_peaks(heatmaps, decoding, operators.smoothing)
     pairs = enumerate_pairs(peaks)
-    score, ok = score_pairs(pairs, peaks, pafs.float().contiguous(), operators, decoding)
+    score, ok = score_pairs(pairs, peaks, pafs, operators.affinity, decoding)
     people = assemble(greedy_match(pairs, score, ok), peaks.score, decoding)
     return [person_from_row(row, peaks.xy, peaks.score) for row in people]
 
 
-def find_peaks(maps: torch.Tensor, decoding: LightweightDecoding) -> Peaks:
-    """Part candidates of 18 x H x W full-resolution heatmaps (steps 2 above)."""
-    kept = torch.where(maps < decoding.peak_threshold, torch.zeros_like(maps), maps)
-    padded = F.pad(kept, (1, 1, 1, 1))
-    centre = padded[:, 1:-1, 1:-1]
-    is_peak = ((centre > padded[:, 1:-1, :-2]) & (centre > padded[:, 1:-1, 2:])
-               & (centre > padded[:, :-2, 1:-1]) & (centre > padded[:, 2:, 1:-1]))
-    part, y, x = is_peak.nonzero().unbind(1)
-    score = kept[part, y, x].double().cpu().numpy()
-    part, xy = part.cpu().numpy(), torch.stack([x, y], 1).cpu().numpy().astype(np.float64)
+def find_peaks(maps: torch.Tensor, decoding: LightweightDecoding,
+               tiles: SmoothingTiles | None = None) -> Peaks:
+    """Part candidates (step 2 above) of 18 x h x w heatmaps, upsampled by ``tiles``
+    (the upsampling operators, no smoothing); None: the maps are the frame already.
+
+    Values below the threshold count as 0, so a peak is a pixel >= the threshold and
+    > its four neighbours (one below the threshold is below the pixel too): the
+    tiled search of :func:`~posecli.parse.tiles.smoothed_maxima` in its strict form,
+    which computes the full-resolution maps only where they reach the threshold.
+    """
+    if tiles is None:
+        tiles = smoothing_tiles(np.eye(maps.shape[1]), np.eye(maps.shape[2]), maps.device)
+    index, value = smoothed_maxima(maps.float(), tiles, decoding.peak_threshold, strict=True)
+    part, y, x = index.cpu().numpy().T
+    xy = np.stack([x, y], axis=1).astype(np.float64)
+    score = value.double().cpu().numpy()
     order = np.lexsort((xy[:, 1], xy[:, 0], part))  # by part, then x, then y
     part, xy, score = part[order], xy[order], score[order]
     keep = _suppress_close(part, xy, decoding.peak_min_distance)

@@ -104,14 +104,16 @@ def smoothing_tiles(ga: np.ndarray, gb: np.ndarray,
                           banded(gb, device))
 
 
-def smoothed_maxima(maps: torch.Tensor, tiles: SmoothingTiles,
-                    threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+def smoothed_maxima(maps: torch.Tensor, tiles: SmoothingTiles, threshold: float,
+                    strict: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Peaks of ``tiles.rows @ maps @ GB.T``: (K, 3) int64 (part, y, x) in that order,
     and their K float32 smoothed values.
 
     maps: (P, h, w) float32 network maps. A peak is a pixel >= each of its four
     neighbours (outside the frame counts as 0) and > ``threshold`` (>= 0); plateaus
-    yield every pixel. Same result as the search over the whole smoothed maps.
+    yield every pixel. ``strict``: a pixel > each of its neighbours and >= the
+    threshold instead (Lightweight OpenPose's rule; plateaus yield none). Same result
+    as the search over the whole smoothed maps.
     """
     parts, map_height, map_width = maps.shape
     height, width = tiles.height, tiles.width
@@ -145,10 +147,10 @@ def smoothed_maxima(maps: torch.Tensor, tiles: SmoothingTiles,
                  tiles.tile_weights[tile], out=chunk[used:used + n])
         used += n
         if used >= CHUNK_ROWS:
-            found.append(_chunk_maxima(chunk[:used], threshold, offset))
+            found.append(_chunk_maxima(chunk[:used], threshold, offset, strict))
             offset, used = offset + used, 0
     if used:
-        found.append(_chunk_maxima(chunk[:used], threshold, offset))
+        found.append(_chunk_maxima(chunk[:used], threshold, offset, strict))
     tile_row, x_in_tile, value, decided = (torch.cat(column) for column in zip(*found))
 
     candidate, y_in_tile = tile_row >> TILE_ROWS_BITS, tile_row & (TILE_ROWS - 1)
@@ -160,7 +162,8 @@ def smoothed_maxima(maps: torch.Tensor, tiles: SmoothingTiles,
     part_e, y_e, x_e = part[edge], y[edge], x[edge]
     above = _pixel_values(rows_t, tiles.columns, part_e, y_e, x_e)  # T row y: index y + 1
     below = _pixel_values(rows_t, tiles.columns, part_e, y_e + 2, x_e)
-    decided[edge] = (value[edge] >= above) & (value[edge] >= below)
+    beats = torch.gt if strict else torch.ge
+    decided[edge] = beats(value[edge], above) & beats(value[edge], below)
     peak = torch.nonzero(decided)[:, 0]
     part, y, x, value = part[peak], y[peak], x[peak], value[peak]
     order = torch.argsort((part * height + y) * width + x)
@@ -201,11 +204,11 @@ def _candidate_tiles(rows_t: torch.Tensor, tiles: SmoothingTiles,
     return col_tile, part, row_tile
 
 
-def _chunk_maxima(values: torch.Tensor, threshold: float, offset: int
+def _chunk_maxima(values: torch.Tensor, threshold: float, offset: int, strict: bool
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Candidate peaks in whole tiles' rows: pixels >= their left and right neighbours,
     > threshold and, except in a tile's first and last rows, >= the pixels above and
-    below.
+    below (``strict``: > the neighbours, >= the threshold).
 
     values: n x (TILE_COLS + 2) exact smoothed values of n / TILE_ROWS tiles, row by row,
     with their halo. Returns (tile row index + ``offset``, column within the tile,
@@ -213,19 +216,19 @@ def _chunk_maxima(values: torch.Tensor, threshold: float, offset: int
     tile's first and last rows.
     """
     stride = TILE_COLS + 2
+    beats = torch.gt if strict else torch.ge
     inner = values[:, 1:-1]
-    row, column = _nonzero_2d(
-        (inner >= torch.maximum(values[:, :-2], values[:, 2:])).contiguous())
+    row, column = _nonzero_2d(beats(inner, torch.maximum(values[:, :-2], values[:, 2:])))
     flat = values.view(-1)
     at = row * stride + column + 1
     value = flat.take(at)
-    above = torch.nonzero(value > threshold)[:, 0]
+    above = torch.nonzero(value >= threshold if strict else value > threshold)[:, 0]
     row, column, at, value = row[above], column[above], at[above], value[above]
     y_in_tile = row & (TILE_ROWS - 1)  # offset is a multiple of TILE_ROWS
     inside = (y_in_tile > 0) & (y_in_tile < TILE_ROWS - 1)
     up = flat.take((at - stride).clamp(min=0))
     down = flat.take((at + stride).clamp(max=flat.numel() - 1))
-    keep = torch.nonzero(~inside | ((value >= up) & (value >= down)))[:, 0]
+    keep = torch.nonzero(~inside | (beats(value, up) & beats(value, down)))[:, 0]
     return row[keep] + offset, column[keep], value[keep], inside[keep]
 
 
