@@ -41,11 +41,11 @@ import numpy as np
 import torch
 
 from ..parse.affinity import (
-    PAIR_CHUNK,
     AffinityOperators,
+    FieldReader,
     LimbSamples,
-    field_reader,
     projections,
+    score_supported_pairs,
 )
 from ..parse.assemble import COUNT, TOTAL
 from ..parse.limbs import Candidates, Connections, enumerate_pairs, greedy_match
@@ -162,23 +162,21 @@ def score_pairs(pairs: Candidates, peaks: Peaks, pafs: torch.Tensor,
                 decoding: LightweightDecoding) -> tuple[np.ndarray, np.ndarray]:
     """Mean PAF projection over the valid points of each candidate pair, and whether the
     pair is a candidate (step 3 above). ``pafs``: 38 x h x w float32 maps, upsampled by
-    ``operators``. Returns (P scores, P bools)."""
-    scores, oks = [], []
-    n = decoding.paf_samples
-    read = field_reader(pafs, operators, pairs.limb.size * n)
-    for first in range(0, max(pairs.limb.size, 1), PAIR_CHUNK):
-        chunk = slice(first, first + PAIR_CHUNK)
+    ``operators``. Returns (P scores, P bools); a pair that cannot have enough valid
+    points is passed over without reading the field (score -inf)."""
+
+    def exact(samples: LimbSamples, read: FieldReader) -> tuple[np.ndarray, np.ndarray]:
         # Coincident parts have a zero unit vector: no point supports them.
-        samples = LimbSamples.of(peaks.xy[pairs.a[chunk]], peaks.xy[pairs.b[chunk]],
-                                 pairs.limb[chunk], n, pafs.device)
         along = projections(samples, read)
         valid = along > decoding.paf_sample_threshold
         count = valid.sum(1)
         score = (along * valid).sum(1) / count.clamp_min(1)
-        ok = (count > decoding.paf_min_fraction * n) & (score > 0)
-        scores.append(score.cpu().numpy())
-        oks.append(ok.cpu().numpy())
-    return np.concatenate(scores), np.concatenate(oks)
+        ok = (count > decoding.paf_min_fraction * decoding.paf_samples) & (score > 0)
+        return score.double().cpu().numpy(), ok.cpu().numpy()
+
+    return score_supported_pairs(pairs, peaks, pafs, operators, decoding.paf_samples,
+                                 decoding.paf_sample_threshold, decoding.paf_min_fraction,
+                                 exact)
 
 
 def assemble(connections: Connections, peak_scores: np.ndarray,

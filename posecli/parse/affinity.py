@@ -75,6 +75,25 @@ def score_pairs(pairs: Candidates, peaks: Peaks, pafs: torch.Tensor,
     sample positions, as the reference does). Returns (P float64 scores, P bools);
     the score of a pair rejected by the pre-check is -inf.
     """
+    return score_supported_pairs(
+        pairs, peaks, pafs, operators, params.paf_samples, params.paf_sample_threshold,
+        params.paf_min_fraction,
+        lambda samples, read: _exact(samples, read, frame_height, params))
+
+
+#: How the pairs that pass the pre-check are scored: (their samples, the field reader)
+#: -> (P float64 scores, P bools: acceptable).
+PairScorer = Callable[["LimbSamples", "FieldReader"], tuple[np.ndarray, np.ndarray]]
+
+
+def score_supported_pairs(pairs: Candidates, peaks: Peaks, pafs: torch.Tensor,
+                          operators: AffinityOperators, n_samples: int,
+                          sample_threshold: float, min_fraction: float,
+                          exact: PairScorer) -> tuple[np.ndarray, np.ndarray]:
+    """Scores and acceptance of every pair, for a scoring in which a pair needs more
+    than ``min_fraction`` of its ``n_samples`` samples above ``sample_threshold``:
+    pairs that cannot have that many (see :func:`_may_pass`) get -inf and False
+    without reading the field; ``exact`` scores the others."""
     score = np.full(pairs.limb.size, -np.inf)
     ok = np.zeros(pairs.limb.size, dtype=bool)
     device = pafs.device
@@ -83,18 +102,18 @@ def score_pairs(pairs: Candidates, peaks: Peaks, pafs: torch.Tensor,
     for first in range(0, pairs.limb.size, PAIR_CHUNK):
         chunk = slice(first, first + PAIR_CHUNK)
         samples = LimbSamples.of(peaks.xy[pairs.a[chunk]], peaks.xy[pairs.b[chunk]],
-                              pairs.limb[chunk], params.paf_samples, device)
-        may_pass = _may_pass(samples, bounds, operators, params)
+                                 pairs.limb[chunk], n_samples, device)
+        may_pass = _may_pass(samples, bounds, operators, sample_threshold, min_fraction)
         passed.append(first + np.flatnonzero(may_pass.cpu().numpy()))
     index = np.concatenate(passed) if passed else np.zeros(0, dtype=np.int64)
     if index.size == 0:
         return score, ok
-    read = field_reader(pafs, operators, index.size * params.paf_samples)
+    read = field_reader(pafs, operators, index.size * n_samples)
     for first in range(0, index.size, PAIR_CHUNK):
         chunk = index[first:first + PAIR_CHUNK]
         samples = LimbSamples.of(peaks.xy[pairs.a[chunk]], peaks.xy[pairs.b[chunk]],
-                              pairs.limb[chunk], params.paf_samples, device)
-        score[chunk], ok[chunk] = _exact(samples, read, frame_height, params)
+                                 pairs.limb[chunk], n_samples, device)
+        score[chunk], ok[chunk] = exact(samples, read)
     return score, ok
 
 
@@ -176,12 +195,13 @@ def _bounds(pafs: torch.Tensor, operators: AffinityOperators) -> torch.Tensor:
 
 
 def _may_pass(samples: LimbSamples, bounds: torch.Tensor, operators: AffinityOperators,
-              params: ParseParams) -> torch.Tensor:
+              sample_threshold: float, min_fraction: float) -> torch.Tensor:
     """P bools: False where the pair certainly has too few supporting samples.
 
     A sample's projection ``vx ux + vy uy`` is at most ``Bx |ux| + By |uy|`` with Bx,
     By the bounds of its tile in the limb's two channels (see :func:`_bounds`). A
-    sample whose bound is <= ``paf_sample_threshold`` cannot support the limb.
+    sample whose bound is <= ``sample_threshold`` cannot support the limb; a pair needs
+    more than ``min_fraction`` of its samples to.
 
     Rounding: the exact samples are float32 sums of at most h + w + band products
     and the bounds float32 sums of non-negative products, each within ``(h + w +
@@ -199,8 +219,8 @@ def _may_pass(samples: LimbSamples, bounds: torch.Tensor, operators: AffinityOpe
     bound = bound_x * unit[:, None, 0] + bound_y * unit[:, None, 1]
     map_size = operators.rows.shape[1] + operators.col_tile_max.shape[0]
     slack = 1.0 + 2.0 * (map_size + operators.cols.width) * 2.0 ** -24
-    possible = (bound * slack > params.paf_sample_threshold).sum(1)
-    return possible > params.paf_min_fraction * samples.x.shape[1]
+    possible = (bound * slack > sample_threshold).sum(1)
+    return possible > min_fraction * samples.x.shape[1]
 
 
 def projections(samples: LimbSamples, read: FieldReader) -> torch.Tensor:
