@@ -19,6 +19,7 @@ from posecli.lightweight.decode import (
     COUNT,
     TOTAL,
     LightweightDecoding,
+    _suppress_close,
     assemble,
     decode_batch,
     find_peaks,
@@ -58,6 +59,23 @@ def test_close_peaks_are_suppressed_in_x_order() -> None:
     assert peaks.part.tolist() == [0, 0, 3, 3]
     assert peaks.xy.tolist() == [[10, 5], [20, 5], [12, 30], [12, 36]]  # 6 px apart: both
     assert peaks.score == pytest.approx([0.3, 0.5, 0.4, 0.4])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_suppression_equals_the_visit_in_order(seed) -> None:
+    """Against the loop val.py runs: visit each part's peaks by x, keep one unless a kept
+    one is closer than 6 px (dense clusters, chains, ties in x)."""
+    rng = np.random.default_rng(seed)
+    part = np.sort(rng.integers(0, 3, 400))
+    xy = rng.integers(0, 40, (400, 2)).astype(np.float64)
+    order = np.lexsort((xy[:, 1], xy[:, 0], part))
+    part, xy = part[order], xy[order]
+    expected = np.zeros(len(part), dtype=bool)
+    for k in range(len(part)):
+        kept = np.nonzero(expected[:k] & (part[:k] == part[k]))[0]
+        expected[k] = not (np.linalg.norm(xy[kept] - xy[k], axis=1) < 6).any()
+    assert 20 < expected.sum() < 380
+    assert _suppress_close(part, xy, 6.0).tolist() == expected.tolist()
 
 
 def test_peaks_are_strict_maxima_above_the_threshold() -> None:

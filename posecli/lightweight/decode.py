@@ -137,24 +137,31 @@ def _suppress_close(part: np.ndarray, xy: np.ndarray, min_distance: float) -> np
     """Which peaks survive the visit in order, where a peak closer than ``min_distance`` to
     an earlier kept peak of its part is dropped.
 
-    The visit's outcome is the fixed point of "kept unless an earlier kept peak
-    is close": computed in rounds over all peaks at once, each round settling at
-    least the next peak of every chain (a few rounds in practice).
+    ``part``, ``xy``: K peaks in visiting order (by part, then x, then y). Only peaks
+    of one part less than ``min_distance`` apart in x can be close, so each peak is
+    compared with the earlier ones in that window. The visit's outcome is the fixed
+    point of "kept unless an earlier kept peak is close": computed in rounds over all
+    peaks at once, each round settling at least the next peak of every chain (a few
+    rounds in practice).
     """
-    keep = np.ones(len(part), dtype=bool)
-    for p in np.unique(part):
-        index = np.nonzero(part == p)[0]
-        points = xy[index]
-        close = np.linalg.norm(points[:, None] - points[None], axis=-1) < min_distance
-        close &= np.tri(len(index), k=-1, dtype=bool)  # close[i, j]: j earlier than i
-        kept = np.ones(len(index), dtype=bool)
-        while True:
-            update = ~(close & kept[None, :]).any(axis=1)
-            if (update == kept).all():
-                break
-            kept = update
-        keep[index] = kept
-    return keep
+    n = len(part)
+    keep = np.ones(n, dtype=bool)
+    if n < 2:
+        return keep
+    # (part, x) as one sorted number, parts further apart than any window.
+    key = part * (np.ptp(xy[:, 0]) + 2 * min_distance + 1) + xy[:, 0]
+    first = np.searchsorted(key, key - min_distance, side="right")
+    counts = np.arange(n) - first  # earlier peaks in each one's window
+    later = np.repeat(np.arange(n), counts)
+    earlier = np.repeat(first, counts) + np.arange(counts.sum()) - np.repeat(
+        np.cumsum(counts) - counts, counts)
+    close = np.linalg.norm(xy[later] - xy[earlier], axis=1) < min_distance
+    later, earlier = later[close], earlier[close]
+    while True:
+        update = np.bincount(later, weights=keep[earlier], minlength=n) == 0
+        if (update == keep).all():
+            return keep
+        keep = update
 
 
 def score_pairs(pairs: Candidates, peaks: Peaks, pafs: torch.Tensor,
