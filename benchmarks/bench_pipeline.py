@@ -239,7 +239,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=None,
                         help="vtest frames per measurement (default: 32 on CPU, 256 on CUDA)")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--decode-rounds", type=int, default=3)
+    parser.add_argument("--decode-rounds", type=int, default=7)
     parser.add_argument("--decode-frames", type=int, default=120, help="1080p clip length")
     parser.add_argument("--out", type=Path, default=None,
                         help="also write the tables (plain text) to this file")
