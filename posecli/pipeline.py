@@ -300,11 +300,11 @@ def process_video(reader: VideoReader, estimator: Estimator, sinks: Sequence[Sin
     """Run every batch of ``reader`` through ``estimator`` into ``sinks``.
 
     Three stages overlap: the reader's thread decodes ahead, the network runs
-    batch k+1 while a parse thread (on one CPU thread: see :func:`start_parse_thread`)
-    decodes batch k's maps into people, and the sinks get each batch, in order,
-    on this thread once its parse is done. The
-    people are exactly those of ``estimator(batch.frames)`` batch by batch (the
-    parse keeps no state between batches).
+    batch k+1 while a parse thread (one CPU thread: see :func:`start_parse_thread`)
+    decodes batch k's maps into people, and the sinks get each batch, in order, on
+    this thread once its parse is done. The people are exactly those of
+    ``estimator(batch.frames)`` batch by batch (the parse keeps no state between
+    batches).
 
     Ctrl-C (or SIGTERM, which the CLI maps to it) stops at once, even in the
     middle of a long network call (which is left to finish in the background
