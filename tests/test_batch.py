@@ -137,3 +137,34 @@ def test_render_dir_mirrors_tree(tree, tiny_weights, capsys):
     for name, frames in (("videos/a/one.mp4", 3), ("videos/a/b/two.mp4", 2)):
         with av.open(str(tree / "renders" / name)) as container:
             assert sum(1 for _ in container.decode(video=0)) == frames
+
+
+def test_ctrl_c_while_an_output_is_written_keeps_it_and_stops(tree, tiny_weights, capsys,
+                                                              monkeypatch):
+    """A Ctrl-C while the first input's output is written: that output is finished and
+    kept (complete), the batch stops there (exit 130), and a rerun with
+    --skip-existing reuses it and does the rest."""
+    import signal
+
+    from posecli.sinks import OutputGroup
+
+    real_prepare, calls = OutputGroup.prepare, []
+
+    def prepare_interrupted(self, info):
+        calls.append(1)
+        if len(calls) == 1:
+            signal.raise_signal(signal.SIGINT)  # held until the output is in place
+        real_prepare(self, info)
+
+    monkeypatch.setattr(OutputGroup, "prepare", prepare_interrupted)
+    args = ["batch", "videos", "--out-dir", "out", "--weights", tiny_weights,
+            "--net-height", 64, "--skip-existing"]
+    code, _, err = run_cli(args, capsys)
+    assert code == 130, err
+    done = [p for p in (tree / "out").rglob("*.json") if p.name != "manifest.json"]
+    assert len(done) == 1 and is_complete(done[0])
+    code, _, err = run_cli(args, capsys)
+    assert code == 0, err
+    manifest = orjson.loads((tree / "out" / "manifest.json").read_bytes())
+    statuses = sorted(f["status"] for f in manifest["files"])
+    assert statuses == ["ok", "ok", "skipped"]
