@@ -106,7 +106,7 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def _is_stale(path: Path) -> bool:
+def is_stale(path: Path) -> bool:
     """Whether the temporary file ``path``'s writer is gone: this host's whose process no
     longer runs, other hosts' untouched for FOREIGN_STALE_S seconds."""
     match = _TEMP_NAME.fullmatch(path.name)
@@ -118,11 +118,6 @@ def _is_stale(path: Path) -> bool:
         return time.time() - path.stat().st_mtime > FOREIGN_STALE_S
     except OSError:
         return False
-
-
-def stale_temp_files(dest: Path, suffix: str = ".part") -> list[Path]:
-    """The temporary files of ``dest`` whose writer is gone (see :func:`_is_stale`)."""
-    return [path for path in temp_files_of(dest, suffix) if _is_stale(path)]
 
 
 def remove_stale_temp_files(dest: Path, suffix: str = ".part") -> list[Path]:
@@ -139,7 +134,7 @@ def remove_stale_temp_files(dest: Path, suffix: str = ".part") -> list[Path]:
     removed = []
     for name in _unchecked[folder].pop((dest.name, suffix), []):
         path = dest.parent / name
-        if _is_stale(path):
+        if is_stale(path):
             try:
                 path.unlink()
             except OSError:
