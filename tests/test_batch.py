@@ -62,6 +62,16 @@ def test_all_good_exits_zero_with_globs(tree, tiny_weights, capsys):
     assert outputs == ["videos/a/b/two.jsonl", "videos/a/one.jsonl", "videos/three vidéo.jsonl"]
 
 
+def _resumable_batch(weights) -> list:
+    return ["batch", "videos", "--out-dir", "out", "--weights", weights, "--net-height", 64,
+            "--skip-existing"]
+
+
+def _outputs(tree) -> list:
+    """The output documents under out/ (not the manifest)."""
+    return [p for p in (tree / "out").rglob("*.json") if p.name != "manifest.json"]
+
+
 def test_resume_after_interrupt_processes_only_the_rest(tree, tiny_weights, capsys,
                                                         monkeypatch):
     seen = []
@@ -74,11 +84,10 @@ def test_resume_after_interrupt_processes_only_the_rest(tree, tiny_weights, caps
         return real_call(self, images)
 
     monkeypatch.setattr(Estimator, "maps", interrupt_second_file)
-    args = ["batch", "videos", "--out-dir", "out", "--weights", tiny_weights,
-            "--net-height", 64, "--skip-existing"]
+    args = _resumable_batch(tiny_weights)
     code, _, err = run_cli(args, capsys)
     assert code == 130, err
-    done = [p for p in (tree / "out").rglob("*.json") if p.name != "manifest.json"]
+    done = _outputs(tree)
     assert len(done) == 1 and is_complete(done[0])  # the first file; the second was discarded
     assert not list((tree / "out").rglob("*.part"))
     manifest = orjson.loads((tree / "out" / "manifest.json").read_bytes())
@@ -157,11 +166,10 @@ def test_ctrl_c_while_an_output_is_written_keeps_it_and_stops(tree, tiny_weights
         real_prepare(self, info)
 
     monkeypatch.setattr(OutputGroup, "prepare", prepare_interrupted)
-    args = ["batch", "videos", "--out-dir", "out", "--weights", tiny_weights,
-            "--net-height", 64, "--skip-existing"]
+    args = _resumable_batch(tiny_weights)
     code, _, err = run_cli(args, capsys)
     assert code == 130, err
-    done = [p for p in (tree / "out").rglob("*.json") if p.name != "manifest.json"]
+    done = _outputs(tree)
     assert len(done) == 1 and is_complete(done[0])
     code, _, err = run_cli(args, capsys)
     assert code == 0, err
