@@ -36,8 +36,6 @@ started=$(date +%s)
 gpu=$("$python" -c 'import torch; print(int(torch.cuda.is_available()))' 2>/dev/null || echo 0)
 say "machine: $("$python" -c 'import torch; print("torch", torch.__version__, "| cuda", torch.cuda.is_available(), "|", torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU")')"
 
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # posecli from this checkout, not installed
-
 # 1. install
 if [ -d "$wheels" ]; then
     step 120 "install from $wheels" "$python" -m pip install -q --no-index --find-links "$wheels" \

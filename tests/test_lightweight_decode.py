@@ -28,6 +28,8 @@ from posecli.lightweight.decode import (
 from posecli.parse import parse_batch
 from posecli.parse.affinity import affinity_operators
 from posecli.parse.limbs import Connections, enumerate_pairs
+from posecli.parse.peaks import Peaks
+from posecli.parse.tiles import smoothing_tiles
 from posecli.pipeline import Estimator, PoseModel
 from posecli.preprocess import Geometry, plan_geometry
 from posecli.skeleton import LIMBS, NUM_PARTS, PAF_CHANNELS
@@ -38,6 +40,12 @@ DECODING = LightweightDecoding()
 def full_res(height: int, width: int) -> Geometry:
     """A stride-1 geometry: maps are already the frame (identity resampling)."""
     return Geometry(height, width, height, width, height, width, stride=1)
+
+
+def full_res_peaks(maps: torch.Tensor) -> Peaks:
+    """find_peaks of heatmaps that are the frame already (identity upsampling)."""
+    return find_peaks(maps, DECODING, smoothing_tiles(np.eye(maps.shape[1]),
+                                                      np.eye(maps.shape[2])))
 
 
 def spikes(points: list[tuple[int, int, int, float]], size: int = 40) -> torch.Tensor:
@@ -54,8 +62,8 @@ def spikes(points: list[tuple[int, int, int, float]], size: int = 40) -> torch.T
 def test_close_peaks_are_suppressed_in_x_order() -> None:
     """x = 10, 15, 20: 15 is within 6 px of 10 and dropped; 20 is within 6 px only of the
     dropped 15, so it stays (a chain, not a cluster)."""
-    peaks = find_peaks(spikes([(0, 20, 5, 0.5), (0, 10, 5, 0.3), (0, 15, 5, 0.9),
-                               (3, 12, 30, 0.4), (3, 12, 36, 0.4)]), DECODING)
+    peaks = full_res_peaks(spikes([(0, 20, 5, 0.5), (0, 10, 5, 0.3), (0, 15, 5, 0.9),
+                                   (3, 12, 30, 0.4), (3, 12, 36, 0.4)]))
     assert peaks.part.tolist() == [0, 0, 3, 3]
     assert peaks.xy.tolist() == [[10, 5], [20, 5], [12, 30], [12, 36]]  # 6 px apart: both
     assert peaks.score == pytest.approx([0.3, 0.5, 0.4, 0.4])
@@ -80,7 +88,7 @@ def test_suppression_equals_the_visit_in_order(seed) -> None:
 
 def test_peaks_are_strict_maxima_above_the_threshold() -> None:
     maps = spikes([(1, 5, 5, 0.09), (2, 20, 20, 0.1), (4, 30, 30, 0.7), (4, 31, 30, 0.7)])
-    peaks = find_peaks(maps, DECODING)
+    peaks = full_res_peaks(maps)
     assert peaks.part.tolist() == [2]  # below 0.1: nothing; a plateau of two: no peak
     assert peaks.xy.tolist() == [[20, 20]]
 
@@ -91,7 +99,7 @@ def test_peaks_are_strict_maxima_above_the_threshold() -> None:
 def _limb_score(paf_along: np.ndarray) -> tuple[float, bool]:
     """Score of neck (5, 16) -> right shoulder (14, 16): 10 samples at x = 5..14."""
     maps = spikes([(1, 5, 16, 0.9), (2, 14, 16, 0.9)], size=32)
-    peaks = find_peaks(maps, DECODING)
+    peaks = full_res_peaks(maps)
     pafs = torch.zeros(38, 32, 32)
     channel_x = PAF_CHANNELS[LIMBS.index((1, 2))][0]
     pafs[channel_x, 16, 5:15] = torch.from_numpy(paf_along).float()

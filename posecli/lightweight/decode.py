@@ -51,7 +51,7 @@ from ..parse.assemble import COUNT, TOTAL
 from ..parse.limbs import Candidates, Connections, enumerate_pairs, greedy_match
 from ..parse.parse import parse_operators, person_from_row, without_negligible
 from ..parse.peaks import Peaks
-from ..parse.tiles import SmoothingTiles, smoothed_maxima, smoothing_tiles
+from ..parse.tiles import SmoothingTiles, smoothed_maxima
 from ..person import Person
 from ..preprocess import Geometry
 from ..skeleton import LIMBS, NUM_HEATMAPS, NUM_PAFS, NUM_PARTS
@@ -112,17 +112,15 @@ def decode_frame(heatmaps: torch.Tensor, pafs: torch.Tensor, geometry: Geometry,
 
 
 def find_peaks(maps: torch.Tensor, decoding: LightweightDecoding,
-               tiles: SmoothingTiles | None = None) -> Peaks:
+               tiles: SmoothingTiles) -> Peaks:
     """Part candidates (step 2 above) of 18 x h x w heatmaps, upsampled by ``tiles``
-    (the upsampling operators, no smoothing); None: the maps are the frame already.
+    (the upsampling operators, no smoothing).
 
     Values below the threshold count as 0, so a peak is a pixel >= the threshold and
     > its four neighbours (one below the threshold is below the pixel too): the
     tiled search of :func:`~posecli.parse.tiles.smoothed_maxima` in its strict form,
     which computes the full-resolution maps only where they reach the threshold.
     """
-    if tiles is None:
-        tiles = smoothing_tiles(np.eye(maps.shape[1]), np.eye(maps.shape[2]), maps.device)
     index, value = smoothed_maxima(maps.float(), tiles, decoding.peak_threshold, strict=True)
     part, y, x = index.cpu().numpy().T
     xy = np.stack([x, y], axis=1).astype(np.float64)
