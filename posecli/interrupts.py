@@ -36,6 +36,7 @@ from contextlib import contextmanager
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from concurrent.futures import Future
     from types import FrameType
     from typing import Any, TypeVar
 
@@ -57,23 +58,30 @@ def run_interruptibly(function: Callable[[Argument], Any], argument: Argument) -
     through within a tenth of a second. An abandoned call finishes in the
     background and its result is thrown away.
     """
-    outcome: dict[str, Any] = {}
-    finished = threading.Event()
+    from concurrent.futures import Future  # not at import: see the imports above
+
+    outcome: Future[Any] = Future()
 
     def work() -> None:
         try:
-            outcome["value"] = function(argument)
+            outcome.set_result(function(argument))
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
-            outcome["error"] = exc
-        finally:
-            finished.set()
+            outcome.set_exception(exc)
 
     threading.Thread(target=work, name=ESTIMATE_THREAD, daemon=True).start()
-    while not finished.wait(0.1):
-        pass
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
+    return wait_interruptibly(outcome)
+
+
+def wait_interruptibly(future: Future[Any]) -> Any:
+    """``future.result()``, waited for in steps of a tenth of a second so that Ctrl-C
+    reaches this (main) thread meanwhile."""
+    from concurrent.futures import TimeoutError as FutureTimeout
+
+    while True:
+        try:
+            return future.result(timeout=0.1)
+        except FutureTimeout:
+            continue
 
 
 @contextmanager

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from .errors import InputError, PoseCliError, UsageError
 from .families import CMU as CMU_FAMILY
 from .families import DECODERS, ModelFamily
 from .formats import FrameResult
-from .interrupts import run_interruptibly, signals_held
+from .interrupts import run_interruptibly, signals_held, wait_interruptibly
 from .lightweight.decode import LightweightDecoding
 from .lightweight.decode import decode_batch as decode_lightweight
 from .lightweight.network import LightweightNet
@@ -331,7 +330,7 @@ def process_video(reader: VideoReader, estimator: Estimator, sinks: Sequence[Sin
     def write_oldest() -> None:
         """Wait for the oldest pending parse, then write its batch (a Ctrl-C while
         waiting leaves it pending)."""
-        people = _result(pending[0][1])
+        people = wait_interruptibly(pending[0][1])
         write(pending.popleft()[0], people)
 
     try:
@@ -352,15 +351,6 @@ def process_video(reader: VideoReader, estimator: Estimator, sinks: Sequence[Sin
     finally:
         parse_thread.shutdown(wait=False, cancel_futures=True)
     return VideoRun(reader.info, done, complete=True)
-
-
-def _result(future: Future[Any]) -> Any:
-    """A future's result, waited for in short steps so Ctrl-C reaches this thread."""
-    while True:
-        try:
-            return future.result(timeout=0.1)
-        except FutureTimeout:
-            continue
 
 
 def run_video_to_sinks(reader: VideoReader, model: PoseModel, estimator: Estimator,
