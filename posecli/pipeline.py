@@ -25,7 +25,7 @@ from .errors import InputError, PoseCliError, UsageError
 from .families import CMU as CMU_FAMILY
 from .families import DECODERS, ModelFamily
 from .formats import FrameResult
-from .interrupts import run_interruptibly, signals_held, wait_interruptibly
+from .interrupts import closing, run_interruptibly, signals_held, wait_interruptibly
 from .lightweight.decode import LightweightDecoding
 from .lightweight.decode import decode_batch as decode_lightweight
 from .lightweight.network import LightweightNet
@@ -357,12 +357,14 @@ def run_video_to_sinks(reader: VideoReader, model: PoseModel, estimator: Estimat
                        sinks: Sequence[Sink], on_batch: Callable[[int], None] = lambda n: None,
                        options: dict[str, Any] | None = None,
                        keep_incomplete: bool = True,
-                       source_record: dict[str, Any] | None = None) -> VideoRun:
+                       source_record: dict[str, Any] | None = None,
+                       last: bool = False) -> VideoRun:
     """process_video, then finish the sinks, as one :class:`OutputGroup` (every output
     written before any is renamed into place), with the run's info block.
 
     A SIGINT or SIGTERM while the outputs are written does not stop the writing: it
-    is held, and reported as ``interrupted_writing`` once they are in place.
+    is held, and reported as ``interrupted_writing`` once they are in place
+    (:func:`finish_outputs`; ``last`` as there).
 
     ``options`` joins ``info.options``; ``source_record`` (what batch records of
     the input: size, digest) joins ``info.source``. An interrupted run is finished
@@ -377,13 +379,25 @@ def run_video_to_sinks(reader: VideoReader, model: PoseModel, estimator: Estimat
             raise KeyboardInterrupt
         info = run_info(model, estimator, {**source_info(reader), **(source_record or {})},
                         run.frames_processed, run.complete, options)
-        # Every frame is in: a Ctrl-C now waits until the outputs are in place.
-        with signals_held(deliver=False) as held:
-            outputs.finish(info)
+        interrupted_writing = finish_outputs(outputs, info, last)
     except BaseException:
         outputs.discard()
         raise
-    return replace(run, interrupted_writing=bool(held))
+    return replace(run, interrupted_writing=interrupted_writing)
+
+
+def finish_outputs(outputs: Sink, info: dict[str, Any], last: bool = False) -> bool:
+    """``outputs.finish(info)`` with SIGINT and SIGTERM held until the outputs are in
+    place, so that a Ctrl-C while they are written cannot throw the finished work
+    away; returns whether one came meanwhile (for the caller to report). ``last``:
+    the command ends with these outputs, so from then on a signal is only counted
+    (:func:`~posecli.interrupts.closing`), with no moment between the two where it
+    would still interrupt."""
+    with signals_held(deliver=False) as held:
+        outputs.finish(info)
+        if last:
+            closing()
+    return bool(held)
 
 
 def source_info(reader: VideoReader) -> dict[str, Any]:

@@ -66,11 +66,11 @@ def image(
     """
     from ..batch import prepare_dir
     from ..formats import check_output_path
-    from ..interrupts import closing, signals_held
     from ..outputs import check_distinct
     from ..pipeline import (
         Estimator,
         check_precision,
+        finish_outputs,
         load_model,
         process_images,
         read_images,
@@ -118,13 +118,11 @@ def image(
             done = process_images(chain([first], images), estimator, [outputs],
                                   progress.advance)
             info = run_info(model, estimator, {"paths": list(inputs), "failed": failed}, done)
-            with signals_held(deliver=False) as held:  # a Ctrl-C now waits for the outputs
-                outputs.finish(info)
+            interrupted_writing = finish_outputs(outputs, info, last=True)
         except BaseException:
             outputs.discard()
             raise
-        closing()  # the outputs are in place: a signal from now on has nothing to stop
-    if held:
+    if interrupted_writing:
         raise Interrupted(f"interrupted while writing: all {count(done, 'image')} written "
                           f"to {out}")
     if not quiet:

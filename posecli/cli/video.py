@@ -81,7 +81,6 @@ def video(
     Example: posecli video in.mp4 --out poses.json --frames 0:300
     """
     from ..formats import check_output_path
-    from ..interrupts import closing
     from ..outputs import check_distinct
     from ..pipeline import Estimator, load_model, run_video_to_sinks, selected_count
     from ..sinks import CSV, PeopleCounter, check_format, open_outputs
@@ -109,8 +108,7 @@ def video(
             progress.start(selected_count(frame_range, reader.info.frame_count))
             run = run_video_to_sinks(reader, model, estimator, sinks, progress.advance,
                                      {"frames": frames, "realtime": realtime,
-                                      **tracking_options(tracking)})
-            closing()  # the outputs are in place: a signal from now on has nothing to stop
+                                      **tracking_options(tracking)}, last=True)
     if frames is not None and run.complete and run.frames_processed == 0:
         from ..batch.runner import nothing_selected
 
