@@ -19,8 +19,6 @@ import orjson
 
 from .errors import PoseCliError, UsageError
 from .outputs import is_device_or_pipe, write_atomic, write_stdout
-from .outputs import temp_file_beside as temp_file_beside  # re-exported
-from .outputs import temp_files_of as temp_files_of  # re-exported
 from .skeleton import COCO17_NAMES, COCO17_SKELETON, coco18_to_coco17
 
 if TYPE_CHECKING:

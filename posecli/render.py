@@ -225,9 +225,6 @@ class StillRenderSink(Sink):
             write_still(dest, draw_poses(image, frame.people))
             self.written.append(dest)
 
-    def finish(self, info: dict[str, Any]) -> None:
-        """Nothing left to do: every render was written when its image was added."""
-
     def discard(self) -> None:
         for path in self.written:
             path.unlink(missing_ok=True)

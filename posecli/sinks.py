@@ -205,9 +205,6 @@ class PeopleCounter(Sink):
     def add(self, batch: FrameBatch, frames: list[FrameResult]) -> None:
         self.people += sum(len(frame.people) for frame in frames)
 
-    def finish(self, info: dict[str, Any]) -> None:
-        pass
-
 
 #: Every --format value: whole documents, a JSON-lines stream, or CSV rows.
 OUTPUT_FORMATS = (*FORMATS, JSONL, CSV)
@@ -237,16 +234,16 @@ def open_sink(fmt: str, out: str | Path) -> Sink:
 
 
 def open_outputs(fmt: str, out: str | Path, render: Path | None, info: VideoInfo) -> list[Sink]:
-    """The sinks of one video: its output file (``fmt`` to ``out``), plus the annotated
-    MP4 at ``render`` when asked for, as one :class:`OutputGroup` (the render is renamed
-    into place first, the output last). Nothing is left behind if one cannot be opened."""
+    """The sinks of one video: the annotated MP4 at ``render`` when asked for, then its
+    output file (``fmt`` to ``out``), in the order their :class:`OutputGroup` renames
+    them into place (the output last). Nothing is left behind if one cannot be opened."""
     from .render import RenderSink  # render builds on Sink: imported here, not at the top
 
     sink = open_sink(fmt, out)
     if render is None:
         return [sink]
     try:
-        return [OutputGroup([RenderSink(render, info), sink])]
+        return [RenderSink(render, info), sink]
     except BaseException:
         sink.discard()
         raise

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import PoseCliError, UsageError, error_reason
-from ..formats import temp_files_of
+from ..outputs import temp_files_of
 from .manifest import JobResult
 from .plan import Job
 from .runner import RunnerSpec, run_job
