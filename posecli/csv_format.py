@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from .formats import FrameResult
+from .formats import FrameResult, json_line
 from .outputs import PendingFile, output_error, write_stdout
 from .sinks import Sink
 from .skeleton import COCO17_NAMES, coco18_to_coco17
@@ -106,7 +106,7 @@ class CsvSink(Sink):
             return
         record = {"info": info, "csv": {"rows": self.rows, "sha256": self._hash.hexdigest()}}
         self._sidecar = PendingFile(sidecar_path(self._dest))
-        self._sidecar.write(orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+        self._sidecar.write(json_line(record))
         self._sidecar.close()
 
     def commit(self) -> None:

@@ -153,9 +153,15 @@ def build_document(fmt: str, frames: Iterable[FrameResult], info: dict[str, Any]
     return builders[fmt](frames, info)
 
 
+def json_line(document: Any) -> bytes:
+    """``document`` as one line of JSON (NumPy values allowed), newline included: how
+    every posecli output, trailer and sidecar is written."""
+    return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"
+
+
 def write_json(document: dict[str, Any], out: str | Path) -> None:
     """Write ``document`` to ``out`` atomically ("-" writes to stdout)."""
-    data = orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"
+    data = json_line(document)
     if str(out) == "-":
         write_stdout(data)
         return

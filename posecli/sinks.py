@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 from .errors import UsageError
-from .formats import FORMATS, FrameResult, build_document, coco_annotation
+from .formats import FORMATS, FrameResult, build_document, coco_annotation, json_line
 from .outputs import PendingFile, write_stdout
 from .video import FrameBatch, VideoInfo
 
@@ -136,8 +136,7 @@ class DocumentSink(FileOrStdoutSink):
         self.frames.extend(frames)
 
     def prepare(self, info: dict[str, Any]) -> None:
-        data = orjson.dumps(build_document(self.fmt, self.frames, info),
-                            option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"
+        data = json_line(build_document(self.fmt, self.frames, info))
         if str(self.out) == "-":
             self._held = data
             return
@@ -162,8 +161,7 @@ def frame_record(frame: FrameResult) -> dict[str, Any]:
 
 def jsonl_trailer(frames: int, info: dict[str, Any]) -> bytes:
     """The last line of a complete JSON-lines output: ``frames`` records were written."""
-    return orjson.dumps({"complete": True, "frames": frames, "info": info},
-                        option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"
+    return json_line({"complete": True, "frames": frames, "info": info})
 
 
 class JsonLinesSink(FileOrStdoutSink):
