@@ -215,19 +215,19 @@ def plan_jobs(inputs: Iterable[str], out_dir: Path, suffix: str,
     return jobs
 
 
-def check_written_paths(jobs: Sequence[Job], manifest: Path,
-                        sidecar: str | None = None) -> None:
+def check_written_paths(jobs: Sequence[Job], manifest: Path, csv: bool = False) -> None:
     """UsageError (exit 2), before any work, when a file the batch writes (an output,
-    its ``sidecar`` suffix's file, a render, the manifest) is an input (same path,
-    or the same file through a link) or is written twice."""
+    its sidecar when the outputs are ``csv``, a render, the manifest) is an input (same
+    path, or the same file through a link) or is written twice."""
     inputs = {key: job.source for job in jobs for key in file_keys(job.source)}
     writers: dict[tuple[object, ...], str] = {}
     written: list[tuple[str, Path]] = [("the manifest", manifest)]
+    if csv:
+        from ..csv_format import sidecar_path  # (it loads the video stack: on use only)
     for job in jobs:
         written.append((f"the output of {job.source}", job.output))
-        if sidecar is not None:
-            written.append((f"the output of {job.source}",
-                            job.output.with_name(job.output.name + sidecar)))
+        if csv:
+            written.append((f"the output of {job.source}", sidecar_path(job.output)))
         if job.render is not None:
             written.append((f"the render of {job.source}", job.render))
     for what, path in written:

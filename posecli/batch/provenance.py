@@ -68,7 +68,9 @@ def output_info(path: Path) -> dict[str, Any] | None:
     if path.suffix == ".jsonl":
         record = _last_line(path)
     elif path.suffix == ".csv":
-        record = read_json(path.with_name(path.name + ".info.json"))
+        from ..csv_format import sidecar_path  # (it loads the video stack: on use only)
+
+        record = read_json(sidecar_path(path))
     else:
         record = read_json(path)
     return _posecli_info(record)

@@ -125,7 +125,6 @@ def batch(
     from ..pipeline import check_precision
 
     check_precision(precision, choice.driver_device or device)
-    from ..csv_format import SIDECAR_SUFFIX
     from ..sinks import CSV, check_format, output_suffix
     from ..video import parse_frame_range
     from ..weights.store import resolve_weights
@@ -141,7 +140,7 @@ def batch(
     manifest = manifest or out_dir / (part.manifest_name if part is not None else MANIFEST_NAME)
     if manifest.is_dir():
         raise UsageError(f"--manifest {manifest} is a directory")
-    check_written_paths(jobs, manifest, SIDECAR_SUFFIX if fmt == CSV else None)
+    check_written_paths(jobs, manifest, csv=fmt == CSV)
     created = [folder.resolve() for folder in (out_dir, render_dir) if folder is not None]
     manifest_in_created = any(manifest.parent.resolve().is_relative_to(f) for f in created)
     if not manifest_in_created:  # else made like them
