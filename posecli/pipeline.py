@@ -415,6 +415,12 @@ def selected_count(frames: slice | None, frame_count: int | None) -> int | None:
     return len(range(*(frames or slice(None)).indices(frame_count)))
 
 
+def nothing_selected(frames: str, frame_count: int | None, source: str | Path) -> str:
+    """The warning for a ``--frames`` that selected no frame of ``source``."""
+    of = f"the {frame_count} frames" if frame_count is not None else "the frames"
+    return f"--frames {frames} selects none of {of} of {source}: its output holds no frames"
+
+
 def read_images(paths: Iterable[str],
                 on_failure: Callable[[str, str], None]) -> Iterator[tuple[int, str, np.ndarray]]:
     """Decode still images one at a time: (position in ``paths``, path, H x W x 3 uint8 RGB).

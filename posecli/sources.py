@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import stat
-from pathlib import Path
 
 import av
 import av.error
@@ -69,17 +68,17 @@ _FILE_KINDS = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block dev
 def check_file(source: str) -> str:
     """Return the path after checking it exists and is a regular file that is not empty."""
     try:
-        mode = os.stat(source).st_mode
+        status = os.stat(source)
     except FileNotFoundError:
         raise InputError(f"input not found: {source}") from None
     except OSError as exc:
         raise InputError(f"cannot read {source} ({error_reason(exc)})") from None
-    if stat.S_ISDIR(mode):
+    if stat.S_ISDIR(status.st_mode):
         raise InputError(f"input is a directory, not a file: {source}")
     for is_kind, kind in _FILE_KINDS:
-        if is_kind(mode):
+        if is_kind(status.st_mode):
             raise InputError(f"input is {kind}, not a video or image file: {source}")
-    if Path(source).stat().st_size == 0:
+    if status.st_size == 0:
         raise InputError(f"input is empty: {source}")
     return source
 

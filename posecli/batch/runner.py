@@ -18,7 +18,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, PoseCliError, error_reason
@@ -85,7 +84,7 @@ class VideoJobRunner:
         """Process ``job``; returns (frames, people). Raises PoseCliError for a bad
         input and KeyboardInterrupt when interrupted (its outputs are then discarded; a
         signal while they were being written comes after they are in place)."""
-        from ..pipeline import run_video_to_sinks
+        from ..pipeline import nothing_selected, run_video_to_sinks
         from ..sinks import PeopleCounter, open_outputs
         from ..track.stage import tracked
         from ..video import VideoReader
@@ -111,12 +110,6 @@ class VideoJobRunner:
         if self.frames is not None and run.frames_processed == 0 and self.on_warning:
             self.on_warning(nothing_selected(self.frames, run.info.frame_count, job.source))
         return run.frames_processed, counter.people
-
-
-def nothing_selected(frames: str, frame_count: int | None, source: str | Path) -> str:
-    """The warning for a ``--frames`` that selected no frame of ``source``."""
-    of = f"the {frame_count} frames" if frame_count is not None else "the frames"
-    return f"--frames {frames} selects none of {of} of {source}: its output holds no frames"
 
 
 @dataclass(frozen=True)

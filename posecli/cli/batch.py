@@ -156,7 +156,7 @@ def batch(
         prepare_dir(out_dir)
         if render_dir is not None:
             prepare_dir(render_dir)
-        if manifest_in_created:
+        if manifest_in_created and manifest.parent.resolve() not in created:
             prepare_dir(manifest.parent)
         runner = spec.build(on_warning=warn, device=choice.driver_device)
         provenance = runner.provenance()

@@ -82,7 +82,13 @@ def video(
     """
     from ..formats import check_output_path
     from ..outputs import check_distinct
-    from ..pipeline import Estimator, load_model, run_video_to_sinks, selected_count
+    from ..pipeline import (
+        Estimator,
+        load_model,
+        nothing_selected,
+        run_video_to_sinks,
+        selected_count,
+    )
     from ..sinks import CSV, PeopleCounter, check_format, open_outputs
     from ..track.stage import tracked
     from ..video import VideoReader, parse_frame_range
@@ -110,8 +116,6 @@ def video(
                                      {"frames": frames, "realtime": realtime,
                                       **tracking_options(tracking)}, last=True)
     if frames is not None and run.complete and run.frames_processed == 0:
-        from ..batch.runner import nothing_selected
-
         warn(nothing_selected(frames, run.info.frame_count, input))
     if not run.complete:
         raise Interrupted(f"interrupted: {run.frames_processed} frames written to {out}, "
