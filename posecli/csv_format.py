@@ -29,8 +29,8 @@ from typing import Any
 import orjson
 
 from .formats import FrameResult, json_line
-from .outputs import PendingFile, output_error, write_stdout
-from .sinks import Sink
+from .outputs import PendingFile, output_error
+from .sinks import FileOrStdoutSink
 from .skeleton import COCO17_NAMES, coco18_to_coco17
 from .video import FrameBatch
 
@@ -69,14 +69,13 @@ def _encode(rows: list[list[object]] | list[tuple[str, ...]]) -> bytes:
     return text.getvalue().encode()
 
 
-class CsvSink(Sink):
+class CsvSink(FileOrStdoutSink):
     """Rows streamed to ``out`` ("-": stdout) as batches complete; to a file, through a
     temporary file renamed when finished, then the ``OUT.info.json`` sidecar (also
     written to a temporary file first, so a full disk fails before any rename)."""
 
     def __init__(self, out: str | Path) -> None:
-        self._dest = None if str(out) == "-" else Path(out)
-        self._file = None if self._dest is None else PendingFile(self._dest)
+        self._file = None if str(out) == "-" else PendingFile(Path(out))
         self._sidecar: PendingFile | None = None
         self._hash = hashlib.sha256()
         self.rows = 0
@@ -87,10 +86,7 @@ class CsvSink(Sink):
             raise
 
     def _write(self, data: bytes) -> None:
-        if self._file is None:
-            write_stdout(data)
-        else:
-            self._file.write(data)
+        self._emit(data)
         self._hash.update(data)
 
     def add(self, batch: FrameBatch, frames: list[FrameResult]) -> None:
@@ -99,13 +95,13 @@ class CsvSink(Sink):
         self._write(_encode(rows))
 
     def prepare(self, info: dict[str, Any]) -> None:
-        if self._file is None or self._dest is None:
+        if self._file is None:
             return
         self._file.close()
         if self._file.tmp is None:  # a device or named pipe: no sidecar, as for stdout
             return
         record = {"info": info, "csv": {"rows": self.rows, "sha256": self._hash.hexdigest()}}
-        self._sidecar = PendingFile(sidecar_path(self._dest))
+        self._sidecar = PendingFile(sidecar_path(self._file.dest))
         self._sidecar.write(json_line(record))
         self._sidecar.close()
 
@@ -129,14 +125,14 @@ class CsvSink(Sink):
             raise
 
     def retract(self) -> None:
-        for pending in (self._sidecar, self._file):
-            if pending is not None:
-                pending.retract()
+        if self._sidecar is not None:
+            self._sidecar.retract()
+        super().retract()
 
     def discard(self) -> None:
-        for pending in (self._file, self._sidecar):
-            if pending is not None:
-                pending.discard()
+        super().discard()
+        if self._sidecar is not None:
+            self._sidecar.discard()
 
 
 def csv_is_complete(path: Path) -> bool:

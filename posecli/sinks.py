@@ -69,6 +69,13 @@ class FileOrStdoutSink(Sink):
     _file: PendingFile | None = None
     _held = b""  # for stdout: what commit() writes
 
+    def _emit(self, data: bytes) -> None:
+        """Stream ``data`` out now: to stdout, or to the temporary file."""
+        if self._file is None:
+            write_stdout(data)
+        else:
+            self._file.write(data)
+
     def commit(self) -> None:
         if self._file is not None:
             self._file.commit()
@@ -177,11 +184,7 @@ class JsonLinesSink(FileOrStdoutSink):
         self.frames = 0
 
     def add(self, batch: FrameBatch, frames: list[FrameResult]) -> None:
-        data = b"".join(orjson.dumps(frame_record(f)) + b"\n" for f in frames)
-        if self._file is None:
-            write_stdout(data)
-        else:
-            self._file.write(data)
+        self._emit(b"".join(orjson.dumps(frame_record(f)) + b"\n" for f in frames))
         self.frames += len(frames)
 
     def prepare(self, info: dict[str, Any]) -> None:
