@@ -103,13 +103,11 @@ def is_posecli_file(path: Path) -> bool:
         except OSError:
             return False
     if suffix == ".json":  # a document, a CSV's sidecar or a manifest
-        from .provenance import read_json
+        from .provenance import posecli_info, read_json
 
         document = read_json(path)
-        info = document.get("info") if isinstance(document, dict) else None
-        return isinstance(document, dict) and (
-            document.get("tool") == "posecli"
-            or isinstance(info, dict) and info.get("tool") == "posecli")
+        return (isinstance(document, dict) and document.get("tool") == "posecli"
+                or posecli_info(document) is not None)
     if suffix in (".jsonl", ".csv"):
         from .provenance import output_info
 

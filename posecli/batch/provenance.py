@@ -73,10 +73,10 @@ def output_info(path: Path) -> dict[str, Any] | None:
         record = read_json(sidecar_path(path))
     else:
         record = read_json(path)
-    return _posecli_info(record)
+    return posecli_info(record)
 
 
-def _posecli_info(record: Any) -> dict[str, Any] | None:
+def posecli_info(record: Any) -> dict[str, Any] | None:
     """``record["info"]`` when it is a posecli info block, else None."""
     info = record.get("info") if isinstance(record, dict) else None
     if isinstance(info, dict) and info.get("tool") == "posecli":
@@ -105,11 +105,11 @@ def finished_output(path: Path) -> tuple[bool, dict[str, Any] | None]:
         from ..readers import jsonl_is_complete
 
         record = _json_value(data.rstrip(b"\n").rsplit(b"\n", 1)[-1])
-        return jsonl_is_complete(data), _posecli_info(record)
+        return jsonl_is_complete(data), posecli_info(record)
     record = _json_value(data)
     info = record.get("info") if isinstance(record, dict) else None
     complete = isinstance(info, dict) and info.get("complete") is True
-    return complete, _posecli_info(record)
+    return complete, posecli_info(record)
 
 
 def is_complete(output: Path) -> bool:
